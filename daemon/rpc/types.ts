@@ -1,0 +1,58 @@
+import { Type, type Static } from '@sinclair/typebox'
+
+/** Schemas of JSON-RPC results, shared by the server (OpenRPC) and BitflowClient (types). */
+
+export const NodeInfo = Type.Object({
+  peerId: Type.String(),
+  solanaAddress: Type.String(),
+  roles: Type.Array(Type.String()),
+  network: Type.String(),
+  genesisHash: Type.String(),
+  version: Type.String(),
+  listenAddresses: Type.Array(Type.String(), { description: 'multiaddrs other peers can dial, with /p2p/<peerId>' }),
+  uptimeSeconds: Type.Number(),
+  startedAt: Type.String(),
+  rpcUrl: Type.String(),
+  metricsUrl: Type.Union([Type.String(), Type.Null()])
+})
+export type NodeInfo = Static<typeof NodeInfo>
+
+export const PeerInfo = Type.Object({
+  peerId: Type.String(),
+  addresses: Type.Array(Type.String(), { description: 'remote addresses of the open connections' }),
+  direction: Type.Union([Type.Literal('inbound'), Type.Literal('outbound')]),
+  connectedAt: Type.String(),
+  protocols: Type.Array(Type.String(), { description: 'protocols the peer announced over identify' })
+})
+export type PeerInfo = Static<typeof PeerInfo>
+
+export const PeerEvent = Type.Object({
+  event: Type.Union([Type.Literal('connect'), Type.Literal('disconnect')]),
+  peerId: Type.String(),
+  peers: Type.Integer({ description: 'connected peers after the event' }),
+  at: Type.String()
+})
+export type PeerEvent = Static<typeof PeerEvent>
+
+export const ConnectResult = Type.Object({
+  peerId: Type.String(),
+  address: Type.String(),
+  latencyMs: Type.Union([Type.Number(), Type.Null()])
+})
+export type ConnectResult = Static<typeof ConnectResult>
+
+export const ProbePublishResult = Type.Object({
+  ids: Type.Array(Type.String()),
+  published: Type.Integer(),
+  recipientsFirst: Type.Integer({ description: 'peers the first probe was sent to directly' })
+})
+export type ProbePublishResult = Static<typeof ProbePublishResult>
+
+export const ProbeRecord = Type.Object({
+  id: Type.String(),
+  origin: Type.String(),
+  sentAtMs: Type.Number(),
+  receivedAtMs: Type.Number(),
+  latencyMs: Type.Number()
+})
+export type ProbeRecord = Static<typeof ProbeRecord>

@@ -1,0 +1,17 @@
+/** Versioned names of every wire protocol and gossip topic. Every id carries its version. */
+
+export const NETWORK_NAME_PATTERN = /^[a-z][a-z0-9-]{0,31}$/
+
+export type GossipTopicKind = 'liveness' | 'committee' | 'execution' | 'probe'
+
+export function gossipTopic (network: string, kind: GossipTopicKind): string {
+  return `/bitflow/${network}/${kind}/1`
+}
+
+export function kadProtocol (network: string): string {
+  return `/bitflow/${network}/kad/1.0.0`
+}
+
+export function streamProtocol (network: string, name: string): string {
+  return `/bitflow/${network}/${name}/1.0.0`
+}

@@ -1,0 +1,45 @@
+#!/bin/sh
+# One-step, idempotent setup on a fresh Debian machine (root, only the npm registry and Debian's apt
+# reachable, Node 20 preinstalled). Fast when everything is already in place.
+#   sh scripts/setup.sh [--quiet]
+set -eu
+root=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
+cd "$root"
+quiet=0
+[ "${1:-}" = "--quiet" ] && quiet=1
+say() { [ "$quiet" = 1 ] || echo "setup: $*"; }
+
+NODE_VERSION=22.23.3
+case "$(uname -m)" in
+  x86_64) node_arch=x64 ;;
+  aarch64) node_arch=arm64 ;;
+  *) echo "setup: unsupported CPU $(uname -m)" >&2; exit 1 ;;
+esac
+
+# 1. Node 22: a binary shipped inside the registry package node-linux-<arch>; no install scripts run.
+toolchain="$root/.toolchain/node22"
+if [ "$("$toolchain/bin/node" --version 2>/dev/null || true)" != "v$NODE_VERSION" ]; then
+  say "installing Node $NODE_VERSION into .toolchain/node22"
+  rm -rf "$toolchain"
+  mkdir -p "$toolchain/bin"
+  npm install --prefix "$toolchain" --no-save --no-package-lock --no-audit --no-fund --loglevel=error \
+    "node-linux-$node_arch@$NODE_VERSION" >/dev/null
+  ln -sf "../node_modules/node-linux-$node_arch/bin/node" "$toolchain/bin/node"
+  "$toolchain/bin/node" --version >/dev/null
+fi
+PATH="$toolchain/bin:$PATH"
+export PATH
+
+# 2. npm dependencies, reinstalled only when package-lock.json changed.
+lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ "$(cat node_modules/.bitflow-lock-hash 2>/dev/null || true)" != "$lock_hash" ]; then
+  say "installing npm dependencies (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  echo "$lock_hash" > node_modules/.bitflow-lock-hash
+fi
+
+# 3. TypeScript build (incremental).
+say "building TypeScript"
+node node_modules/typescript/bin/tsc -p tsconfig.json
+
+say "ready (node $(node --version))"
