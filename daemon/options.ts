@@ -253,7 +253,7 @@ export function resolveOptions (inputs: LayerInputs): ResolvedOptions {
   const network = inputs.flags.network ?? envLayer.network ?? config?.options.network ?? 'local'
   const preset = loadNetworkPreset(network)
   let merged: Record<string, unknown> = { ...defaultOptions(), network }
-  merged = mergeLayer(merged, preset.options as Record<string, unknown>)
+  merged = mergeLayer(merged, checkLayer(preset.options, `network preset bootstrap/${network}.yaml`) as Record<string, unknown>)
   if (config !== undefined) merged = mergeLayer(merged, config.options as Record<string, unknown>)
   merged = mergeLayer(merged, envLayer as Record<string, unknown>)
   merged = mergeLayer(merged, inputs.flags as Record<string, unknown>)
