@@ -18,6 +18,8 @@ import { SubscriptionHub } from './rpc/subscriptions.js'
 import { NodeInfo } from './rpc/types.js'
 import { SwarmService } from './services/swarm.js'
 import { ProbeService } from './services/probe.js'
+import { PeerMaintainer } from './services/peers.js'
+import { kadProtocol } from '../protocols/names.js'
 import { NetworkPresetError } from './errors.js'
 import { softwareVersion } from './paths.js'
 
@@ -76,7 +78,9 @@ export class BitflowDaemon {
   #hub: SubscriptionHub | undefined
   #gossip: GossipRouter | undefined
   #swarm: SwarmService | undefined
+  #peerMaintainer: PeerMaintainer | undefined
   #stopping: Promise<void> | undefined
+  #rpcMethods: string[] = []
 
   constructor (options: DaemonOptions, preset: NetworkPreset, log: Logger) {
     this.options = options
@@ -144,9 +148,12 @@ export class BitflowDaemon {
       handler: () => registry.openrpc()
     })
 
+    this.#rpcMethods = registry.names()
     await this.#libp2p.start()
     this.#swarm.start()
     this.#gossip.start()
+    this.#peerMaintainer = new PeerMaintainer(this.#libp2p, { networkProtocol: kadProtocol(o.network), minPeers: 8, intervalMs: 2000 }, this.log.child({ module: 'peers' }))
+    this.#peerMaintainer.start()
 
     if (o.metrics.enabled) {
       this.#metricsServer = new MetricsServer(this.metrics, o.metrics.host, o.metrics.port, this.log.child({ module: 'metrics' }))
@@ -161,6 +168,9 @@ export class BitflowDaemon {
     this.log.info({ peerId: info.peerId, multiaddrs: info.multiaddrs, rpcUrl: info.rpcUrl, roles: o.roles, network: o.network }, 'bitflowd started')
     return info
   }
+
+  /** Names of the JSON-RPC methods this daemon serves (the table bound to the RPC server). */
+  get rpcMethods (): string[] { return [...this.#rpcMethods] }
 
   runtimeInfo (): RuntimeInfo {
     return {
@@ -216,6 +226,7 @@ export class BitflowDaemon {
     await step('rpc', async () => await this.#rpc?.stop())
     await step('subscriptions', () => this.#hub?.stop())
     await step('metrics', async () => await this.#metricsServer?.stop())
+    await step('peers', () => this.#peerMaintainer?.stop())
     await step('gossip', () => this.#gossip?.stop())
     await step('swarm', () => this.#swarm?.stop())
     await step('libp2p', async () => await this.#libp2p?.stop())

@@ -4,7 +4,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import { Ajv } from 'ajv'
 import { parse as parseYaml } from 'yaml'
 import { Genesis } from '../protocols/genesis.js'
-import { NetworkPresetError } from './errors.js'
+import { NetworkPresetError, OptionError } from './errors.js'
 import { projectRoot } from './paths.js'
 
 /** Protocol parameters of a network. Every daemon of a network must use the same values. */
@@ -44,7 +44,7 @@ export function availableNetworks (): string[] {
 export function loadNetworkPreset (network: string): NetworkPreset {
   const file = join(presetDir(), `${network}.yaml`)
   if (!/^[a-z][a-z0-9-]{0,31}$/.test(network) || !existsSync(file)) {
-    throw new NetworkPresetError(`unknown network '${network}': expected one of ${availableNetworks().join(', ')}`)
+    throw new OptionError(`unknown network '${network}': expected one of ${availableNetworks().join(', ')}`)
   }
   const raw: unknown = parseYaml(readFileSync(file, 'utf8'))
   if (!validatePreset(raw)) {

@@ -1,0 +1,256 @@
+import { spawn } from 'node:child_process'
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { DataDir, processAlive, writeAtomic } from '../../daemon/datadir.js'
+import { projectRoot } from '../../daemon/paths.js'
+import { BitflowClient } from '../../daemon/rpc/client.js'
+import type { Genesis } from '../../protocols/genesis.js'
+import type { RuntimeInfo } from '../../daemon/node.js'
+
+export type TestnetRole = 'oracle' | 'node' | 'validator'
+
+export interface TestnetDaemon {
+  name: string
+  role: string
+  peerId: string
+  solanaAddress: string
+  rpcUrl: string
+  metricsUrl: string
+  dataDir: string
+  pid: number
+  log: string
+  multiaddrs: string[]
+}
+
+/** The public contract of `.testnet/testnet.json` that tools rely on. */
+export interface TestnetFile {
+  network: string
+  createdAt: string
+  genesisFile: string
+  daemons: TestnetDaemon[]
+}
+
+export interface UpOptions {
+  oracles: number
+  nodes: number
+  validators: number
+  /** extra daemon flags for every daemon */
+  extraArgs?: string[]
+  /** how long to wait for the swarm to connect */
+  timeoutMs?: number
+  logLevel?: string
+  onProgress?: (message: string) => void
+}
+
+export class TestnetError extends Error {
+  readonly code = 'ERR_TESTNET'
+  constructor (message: string) { super(message); this.name = 'TestnetError' }
+}
+
+const DAEMON_CLI = (): string => join(projectRoot(), 'dist', 'daemon', 'cli.js')
+
+/** Launches and manages a local multi-process test net in one directory (default .testnet/). */
+export class Testnet {
+  readonly dir: string
+
+  constructor (dir: string = join(projectRoot(), '.testnet')) {
+    this.dir = resolve(dir)
+  }
+
+  get file (): string { return join(this.dir, 'testnet.json') }
+  get genesisFile (): string { return join(this.dir, 'genesis.json') }
+
+  load (): TestnetFile | undefined {
+    if (!existsSync(this.file)) return undefined
+    return JSON.parse(readFileSync(this.file, 'utf8')) as TestnetFile
+  }
+
+  /** Daemons of the current test net whose process is still the daemon we started. */
+  running (): TestnetDaemon[] {
+    return (this.load()?.daemons ?? []).filter(d => isOurDaemon(d))
+  }
+
+  async up (options: UpOptions): Promise<TestnetFile> {
+    const progress = options.onProgress ?? (() => {})
+    const { oracles, nodes, validators } = options
+    if (oracles > 7) throw new TestnetError('a committee has at most 7 oracles (one settlement transaction); use --oracles 7 or fewer')
+    const total = oracles + nodes + validators
+    if (total < 1) throw new TestnetError('a test net needs at least one daemon')
+    if (this.running().length > 0) throw new TestnetError(`a test net is already running in ${this.dir}; run \`npm run testnet -- down\` first`)
+    if (!existsSync(DAEMON_CLI())) throw new TestnetError('bitflowd is not built; run npm run setup')
+
+    rmSync(this.dir, { recursive: true, force: true })
+    mkdirSync(this.dir, { recursive: true })
+
+    const plan: Array<{ name: string, role: TestnetRole }> = [
+      ...range(oracles).map(i => ({ name: `oracle-${i + 1}`, role: 'oracle' as const })),
+      ...range(nodes).map(i => ({ name: `node-${i + 1}`, role: 'node' as const })),
+      ...range(validators).map(i => ({ name: `validator-${i + 1}`, role: 'validator' as const }))
+    ]
+    const members = plan.map(p => {
+      const dataDir = join(this.dir, p.name)
+      const identity = DataDir.init(dataDir, 'local').dataDir.loadIdentity()
+      return { ...p, dataDir, peerId: identity.peerId.toString(), solanaAddress: identity.solanaAddress }
+    })
+    const genesis: Genesis = {
+      network: 'local',
+      createdAt: new Date().toISOString(),
+      committee: members.filter(m => m.role === 'oracle').map(m => ({ peerId: m.peerId, solanaAddress: m.solanaAddress })),
+      admittedNodes: members.filter(m => m.role !== 'oracle').map(m => ({ peerId: m.peerId, solanaAddress: m.solanaAddress }))
+    }
+    writeFileSync(this.genesisFile, JSON.stringify(genesis, null, 2) + '\n')
+
+    const started: Array<{ member: typeof members[number], pid: number, log: string }> = []
+    const spawnOne = (member: typeof members[number], bootstrap: string[]): { member: typeof members[number], pid: number, log: string } => {
+      const log = join(this.dir, `${member.name}.log`)
+      const args = [DAEMON_CLI(), '--role', member.role, '--network', 'local', '--data-dir', member.dataDir,
+        '--genesis-file', this.genesisFile, '--rpc-port', '0', '--metrics-port', '0',
+        '--log-level', options.logLevel ?? 'info', ...bootstrap.flatMap(b => ['--bootstrap', b]), ...(options.extraArgs ?? [])]
+      const fd = openSync(log, 'a')
+      const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: cleanEnv() })
+      closeSync(fd)
+      child.unref()
+      if (child.pid === undefined) throw new TestnetError(`could not start ${member.name}`)
+      const entry = { member, pid: child.pid, log }
+      started.push(entry)
+      return entry
+    }
+
+    const deadline = Date.now() + (options.timeoutMs ?? 90_000)
+    try {
+      // anchors first: up to three daemons that everyone else bootstraps from
+      const anchors: string[] = []
+      const anchorCount = Math.min(3, total)
+      for (let i = 0; i < anchorCount; i++) {
+        const entry = spawnOne(members[i]!, anchors.slice())
+        const runtime = await waitForRuntime(entry, deadline)
+        anchors.push(runtime.multiaddrs[0]!)
+      }
+      progress(`started ${anchorCount} anchor daemon(s)`)
+      const rest = members.slice(anchorCount).map(m => spawnOne(m, anchors))
+      const runtimes = new Map<string, RuntimeInfo>()
+      for (const entry of started) runtimes.set(entry.member.name, await waitForRuntime(entry, deadline))
+      progress(`all ${total} daemons answer; waiting for peers`)
+      void rest
+
+      const daemons: TestnetDaemon[] = started.map(({ member, pid, log }) => {
+        const rt = runtimes.get(member.name)!
+        return { name: member.name, role: member.role, peerId: rt.peerId, solanaAddress: rt.solanaAddress, rpcUrl: rt.rpcUrl, metricsUrl: rt.metricsUrl ?? '', dataDir: member.dataDir, pid, log, multiaddrs: rt.multiaddrs }
+      })
+      const file: TestnetFile = { network: 'local', createdAt: genesis.createdAt, genesisFile: this.genesisFile, daemons }
+      // written before the peer wait so that `down` can stop a net that failed to connect
+      writeAtomic(this.file, JSON.stringify(file, null, 2) + '\n', 0o644)
+
+      const want = Math.min(3, total - 1)
+      await waitFor(async () => {
+        const counts = await Promise.all(daemons.map(async d => await peerCount(d)))
+        return counts.every(c => c >= want)
+      }, deadline, async () => {
+        const counts = await Promise.all(daemons.map(async d => `${d.name}=${await peerCount(d)}`))
+        return `daemons did not all reach ${want} peers: ${counts.join(' ')}`
+      })
+      progress(`every daemon has at least ${want} peers`)
+      return file
+    } catch (err) {
+      for (const s of started) killTree(s.pid, 'SIGKILL')
+      throw err
+    }
+  }
+
+  async down (options: { timeoutMs?: number } = {}): Promise<{ stopped: string[], killed: string[] }> {
+    const daemons = this.running()
+    for (const d of daemons) killTree(d.pid, 'SIGTERM')
+    const deadline = Date.now() + (options.timeoutMs ?? 10_000)
+    const killed: string[] = []
+    for (const d of daemons) {
+      while (processAlive(d.pid) && Date.now() < deadline) await sleep(50)
+      if (processAlive(d.pid)) { killTree(d.pid, 'SIGKILL'); killed.push(d.name) }
+    }
+    return { stopped: daemons.map(d => d.name), killed }
+  }
+
+  async status (): Promise<Array<{ name: string, role: string, pid: number, alive: boolean, peers: number | null, rpcUrl: string, peerId: string }>> {
+    const file = this.load()
+    if (file === undefined) return []
+    return await Promise.all(file.daemons.map(async d => {
+      const alive = isOurDaemon(d)
+      return { name: d.name, role: d.role, pid: d.pid, alive, peers: alive ? await peerCount(d) : null, rpcUrl: d.rpcUrl, peerId: d.peerId }
+    }))
+  }
+
+  client (d: TestnetDaemon): BitflowClient {
+    return new BitflowClient(d.rpcUrl, { token: readFileSync(join(d.dataDir, 'rpc.cookie'), 'utf8').trim() })
+  }
+}
+
+function range (n: number): number[] { return Array.from({ length: n }, (_, i) => i) }
+
+/** The daemon's environment: ours minus BITFLOW_* (a test net's daemons take flags only). */
+function cleanEnv (): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('BITFLOW_')))
+}
+
+async function peerCount (d: { rpcUrl: string }): Promise<number> {
+  try {
+    return (await new BitflowClient(d.rpcUrl, { timeoutMs: 5000 }).peers()).length
+  } catch {
+    return -1
+  }
+}
+
+/** The pid still belongs to the daemon we started (not a recycled pid). */
+function isOurDaemon (d: { pid: number, dataDir: string }): boolean {
+  if (!processAlive(d.pid)) return false
+  try {
+    const cmdline = readFileSync(`/proc/${d.pid}/cmdline`, 'utf8')
+    return cmdline.includes(d.dataDir)
+  } catch {
+    return false
+  }
+}
+
+function killTree (pid: number, signal: NodeJS.Signals): void {
+  try { process.kill(pid, signal) } catch { /* gone */ }
+}
+
+async function waitForRuntime (entry: { member: { name: string, dataDir: string }, pid: number, log: string }, deadline: number): Promise<RuntimeInfo> {
+  const path = join(entry.member.dataDir, 'runtime.json')
+  for (;;) {
+    if (existsSync(path)) {
+      const rt = JSON.parse(readFileSync(path, 'utf8')) as RuntimeInfo
+      if (rt.pid === entry.pid) return rt
+    }
+    if (!processAlive(entry.pid) || isZombie(entry.pid)) {
+      throw new TestnetError(`${entry.member.name} exited during start-up; last log lines:\n${tail(entry.log, 15)}`)
+    }
+    if (Date.now() > deadline) throw new TestnetError(`${entry.member.name} did not start in time; last log lines:\n${tail(entry.log, 15)}`)
+    await sleep(50)
+  }
+}
+
+function isZombie (pid: number): boolean {
+  try {
+    return /\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
+  } catch {
+    return true
+  }
+}
+
+export function tail (file: string, lines: number): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n')
+  } catch {
+    return '(no log)'
+  }
+}
+
+async function waitFor (check: () => Promise<boolean>, deadline: number, explain: () => Promise<string>): Promise<void> {
+  for (;;) {
+    if (await check()) return
+    if (Date.now() > deadline) throw new TestnetError(await explain())
+    await sleep(200)
+  }
+}
+
+

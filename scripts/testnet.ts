@@ -1,0 +1,82 @@
+import { Command, CommanderError, InvalidArgumentError } from 'commander'
+import { Testnet, TestnetError } from './lib/testnet.js'
+
+const count = (name: string) => (v: string): number => {
+  if (!/^\d+$/.test(v)) throw new InvalidArgumentError(`${name} must be a whole number`)
+  return Number(v)
+}
+
+interface UpFlags { oracles: number, nodes: number, validators: number, dir?: string, logLevel: string, timeout: number }
+
+function addUpOptions (cmd: Command): Command {
+  return cmd
+    .option('--oracles <n>', 'oracle daemons (the committee)', count('--oracles'), 3)
+    .option('--nodes <n>', 'compute node daemons', count('--nodes'), 3)
+    .option('--validators <n>', 'validator daemons', count('--validators'), 1)
+    .option('--log-level <level>', 'daemon log level', 'info')
+    .option('--timeout <seconds>', 'how long to wait for the swarm to connect', count('--timeout'), 120)
+}
+
+async function up (flags: UpFlags, dir: string | undefined): Promise<Testnet> {
+  const net = new Testnet(dir)
+  const started = performance.now()
+  const file = await net.up({
+    oracles: flags.oracles,
+    nodes: flags.nodes,
+    validators: flags.validators,
+    logLevel: flags.logLevel,
+    timeoutMs: flags.timeout * 1000,
+    onProgress: m => { console.log(`testnet: ${m}`) }
+  })
+  console.log(`testnet: ${file.daemons.length} daemons up in ${((performance.now() - started) / 1000).toFixed(1)} s; wrote ${net.file}`)
+  return net
+}
+
+async function printStatus (net: Testnet): Promise<void> {
+  const rows = await net.status()
+  if (rows.length === 0) { console.log(`no test net in ${net.dir}`); return }
+  const table = rows.map(r => ({ name: r.name, role: r.role, pid: String(r.pid), state: r.alive ? 'running' : 'stopped', peers: r.peers === null ? '-' : r.peers < 0 ? 'no answer' : String(r.peers), rpc: r.rpcUrl, peerId: r.peerId }))
+  const cols = ['name', 'role', 'pid', 'state', 'peers', 'rpc', 'peerId'] as const
+  const width = Object.fromEntries(cols.map(c => [c, Math.max(c.length, ...table.map(t => t[c].length))]))
+  console.log(cols.map(c => c.toUpperCase().padEnd(width[c]!)).join('  '))
+  for (const t of table) console.log(cols.map(c => t[c].padEnd(width[c]!)).join('  '))
+}
+
+async function down (net: Testnet): Promise<void> {
+  const { stopped, killed } = await net.down()
+  if (stopped.length === 0) console.log(`no running test net in ${net.dir}`)
+  else console.log(`testnet: stopped ${stopped.length} daemons${killed.length > 0 ? ` (${killed.join(', ')} needed SIGKILL)` : ''}; data and logs kept in ${net.dir}`)
+}
+
+const program = new Command('testnet')
+  .description('Local multi-process BitFlow test net on loopback.\nWithout a verb: start one and keep it in the foreground until Ctrl-C.')
+  .option('--dir <path>', 'test net directory (default .testnet/ in the project)')
+  .enablePositionalOptions()
+  .exitOverride()
+
+addUpOptions(program).action(async (flags: UpFlags) => {
+  const net = await up(flags, flags.dir)
+  await printStatus(net)
+  console.log('testnet: running in the foreground; Ctrl-C stops it')
+  await new Promise<void>(resolve => {
+    process.once('SIGINT', resolve)
+    process.once('SIGTERM', resolve)
+  })
+  await down(net)
+})
+
+addUpOptions(program.command('up').description('start a test net and return once every daemon has peers'))
+  .action(async (flags: UpFlags) => { await up(flags, program.opts<{ dir?: string }>().dir) })
+program.command('status').description('show the daemons and their peer counts')
+  .action(async () => { await printStatus(new Testnet(program.opts<{ dir?: string }>().dir)) })
+program.command('down').description('stop the daemons by pid; keeps data and logs')
+  .action(async () => { await down(new Testnet(program.opts<{ dir?: string }>().dir)) })
+
+for (const c of program.commands) c.exitOverride()
+try {
+  await program.parseAsync(process.argv)
+} catch (err) {
+  if (err instanceof CommanderError) process.exit(err.code === 'commander.helpDisplayed' || err.code === 'commander.help' ? 0 : 2)
+  if (err instanceof TestnetError) { console.error(`testnet: ${err.message}`); process.exit(1) }
+  throw err
+}
