@@ -7,6 +7,8 @@ import { resolveOptions } from '../../../daemon/options.js'
 import { createLogger } from '../../../daemon/logger.js'
 import { BitflowClient } from '../../../daemon/rpc/client.js'
 import { tempDir, cleanup, rpcFailure } from '../../helpers/daemon.js'
+import { openrpcToMarkdown } from '../../../daemon/rpc/docs.js'
+import { projectRoot } from '../../../daemon/paths.js'
 
 const dir = tempDir('rpc')
 const genesisFile = join(dir, 'genesis.json')
@@ -85,6 +87,11 @@ describe('JSON-RPC framing and errors', () => {
       expect(Array.isArray(m.params)).toBe(true)
       expect(m.result.schema).toBeTypeOf('object')
     }
+  })
+
+  it('the README\'s JSON-RPC reference is the one generated from rpc.discover (npm run docs:rpc)', async () => {
+    const doc = await new BitflowClient(url).discover()
+    expect(readFileSync(join(projectRoot(), 'README.md'), 'utf8')).toContain(openrpcToMarkdown(doc))
   })
 
   it('batches are answered in full and capped', async () => {
