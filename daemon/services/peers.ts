@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { KEEP_ALIVE, type PeerId, type IdentifyResult } from '@libp2p/interface'
 import type { BitflowLibp2p } from '../network/libp2p.js'
 import type { Logger } from '../logger.js'
@@ -59,6 +60,18 @@ export class PeerMaintainer {
     }
   }
 
+  /** A DHT walk towards a random key: the peers met on the way land in the peer store. */
+  async #discover (): Promise<void> {
+    const signal = AbortSignal.any([this.#controller.signal, AbortSignal.timeout(5000)])
+    try {
+      for await (const _event of this.#libp2p.services.dht.getClosestPeers(randomBytes(32), { signal })) {
+        // the walk's side effect (peer store entries) is what we want
+      }
+    } catch (err) {
+      if (!this.#controller.signal.aborted) this.#log.debug({ err: (err as Error).message }, 'DHT walk ended early')
+    }
+  }
+
   async #maintain (): Promise<void> {
     if (this.#running) return
     this.#running = true
@@ -68,9 +81,11 @@ export class PeerMaintainer {
       if (deficit <= 0) return
       const self = this.#libp2p.peerId.toString()
       const candidates = (await this.#libp2p.peerStore.all({
-        filters: [p => p.protocols.includes(this.#config.networkProtocol) && p.addresses.length > 0]
+        // peers we only heard of through our private DHT have no protocols recorded yet
+        filters: [p => p.addresses.length > 0 && (p.protocols.length === 0 || p.protocols.includes(this.#config.networkProtocol))]
       })).filter(p => !connected.has(p.id.toString()) && p.id.toString() !== self)
-      for (const peer of candidates.slice(0, deficit)) {
+      if (candidates.length < deficit) await this.#discover()
+      for (const peer of shuffle(candidates).slice(0, deficit)) {
         try {
           await this.#libp2p.dial(peer.id, { signal: AbortSignal.any([this.#controller.signal, AbortSignal.timeout(5000)]) })
         } catch (err) {
@@ -83,4 +98,13 @@ export class PeerMaintainer {
       this.#running = false
     }
   }
+}
+
+function shuffle<T> (items: T[]): T[] {
+  const out = [...items]
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    ;[out[i], out[j]] = [out[j]!, out[i]!]
+  }
+  return out
 }
