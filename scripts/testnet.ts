@@ -59,8 +59,11 @@ addUpOptions(program).action(async (flags: UpFlags) => {
   await printStatus(net)
   console.log('testnet: running in the foreground; Ctrl-C stops it')
   await new Promise<void>(resolve => {
-    process.once('SIGINT', resolve)
-    process.once('SIGTERM', resolve)
+    // signal listeners alone do not keep Node's event loop alive
+    const keepAlive = setInterval(() => {}, 60_000)
+    const stop = (): void => { clearInterval(keepAlive); resolve() }
+    process.once('SIGINT', stop)
+    process.once('SIGTERM', stop)
   })
   await down(net)
 })
