@@ -10,6 +10,7 @@ import { parseKeypairJson } from './identity.js'
 import { commentedConfig } from './configfile.js'
 import { BitflowDaemon } from './node.js'
 import { softwareVersion } from './paths.js'
+import { registerTaskpackCommands } from './commands/taskpack.js'
 
 /** commander argument parsers that report errors naming the option */
 const asArg = <T>(fn: (v: string, name: string) => T, name: string) => (value: string): T => {
@@ -147,16 +148,18 @@ export function buildCli (): Command {
       console.log(JSON.stringify({ ...options, ...(configPath !== undefined ? { configFile: configPath } : {}) }, null, 2))
     })
 
+  registerTaskpackCommands(program)
   return program
+}
+
+function exitOverrideAll (cmd: Command): void {
+  cmd.exitOverride()
+  for (const sub of cmd.commands) exitOverrideAll(sub)
 }
 
 export async function main (argv: string[]): Promise<void> {
   const program = buildCli()
-  program.exitOverride()
-  for (const cmd of program.commands) {
-    cmd.exitOverride()
-    for (const sub of cmd.commands) sub.exitOverride()
-  }
+  exitOverrideAll(program)
   try {
     await program.parseAsync(argv)
   } catch (err) {
