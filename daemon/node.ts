@@ -16,10 +16,8 @@ import { RpcRegistry } from './rpc/registry.js'
 import { RpcServer } from './rpc/server.js'
 import { SubscriptionHub } from './rpc/subscriptions.js'
 import { NodeInfo } from './rpc/types.js'
-import { SwarmService } from './services/swarm.js'
-import { ProbeService } from './services/probe.js'
-import { PeerMaintainer } from './services/peers.js'
-import { kadProtocol } from '../protocols/names.js'
+import { SERVICES } from './services/index.js'
+import type { DaemonService, ServiceContext } from './services/service.js'
 import { NetworkPresetError } from './errors.js'
 import { softwareVersion } from './paths.js'
 
@@ -77,8 +75,9 @@ export class BitflowDaemon {
   #metricsServer: MetricsServer | undefined
   #hub: SubscriptionHub | undefined
   #gossip: GossipRouter | undefined
-  #swarm: SwarmService | undefined
-  #peerMaintainer: PeerMaintainer | undefined
+  #services: DaemonService[] = []
+  #started: DaemonService[] = []
+  readonly #controller = new AbortController()
   #stopping: Promise<void> | undefined
   #rpcMethods: string[] = []
 
@@ -132,11 +131,7 @@ export class BitflowDaemon {
     const registry = new RpcRegistry({ title: 'BitFlow daemon JSON-RPC', version: softwareVersion(), description: 'bitflowd JSON-RPC 2.0 over HTTP POST and WebSocket' })
     this.#hub = new SubscriptionHub(this.metrics)
     this.#gossip = new GossipRouter(this.#libp2p, o.network, this.metrics, this.log.child({ module: 'gossip' }))
-    this.#swarm = new SwarmService(this.#libp2p, this.metrics, this.log.child({ module: 'swarm' }))
-    const probes = new ProbeService(this.#gossip, this.identity.peerId.toString(), this.metrics)
-
-    this.#swarm.registerRpc(registry, this.#hub)
-    probes.registerRpc(registry, this.#hub)
+    this.#buildServices(registry, this.#datastore)
     this.#registerNodeRpc(registry)
     this.#hub.register(registry)
     registry.add({
@@ -150,10 +145,11 @@ export class BitflowDaemon {
 
     this.#rpcMethods = registry.names()
     await this.#libp2p.start()
-    this.#swarm.start()
     this.#gossip.start()
-    this.#peerMaintainer = new PeerMaintainer(this.#libp2p, { networkProtocol: kadProtocol(o.network), minPeers: 8, intervalMs: 2000 }, this.log.child({ module: 'peers' }))
-    this.#peerMaintainer.start()
+    for (const service of this.#services) {
+      await service.start?.()
+      this.#started.push(service)
+    }
 
     if (o.metrics.enabled) {
       this.#metricsServer = new MetricsServer(this.metrics, o.metrics.host, o.metrics.port, this.log.child({ module: 'metrics' }))
@@ -167,6 +163,42 @@ export class BitflowDaemon {
     this.dataDir.writeRuntime(info)
     this.log.info({ peerId: info.peerId, multiaddrs: info.multiaddrs, rpcUrl: info.rpcUrl, roles: o.roles, network: o.network }, 'bitflowd started')
     return info
+  }
+
+  #buildServices (registry: RpcRegistry, datastore: LevelDatastore): void {
+    const byName = new Map<string, DaemonService>()
+    const services = {
+      get: <T extends DaemonService>(name: string): T => {
+        const s = byName.get(name)
+        if (s === undefined) throw new Error(`service ${name} is not running in this daemon`)
+        return s as T
+      },
+      find: <T extends DaemonService>(name: string): T | undefined => byName.get(name) as T | undefined
+    }
+    for (const factory of SERVICES) {
+      const ctx: ServiceContext = {
+        options: this.options,
+        preset: this.preset,
+        genesis: this.genesis,
+        genesisHash: this.genesisHash,
+        dataDir: this.dataDir,
+        identity: this.identity,
+        libp2p: this.libp2p,
+        datastore,
+        gossip: this.#gossip!,
+        metrics: this.metrics,
+        log: this.log.child({ module: factory.name }),
+        registry,
+        hub: this.#hub!,
+        services,
+        signal: this.#controller.signal
+      }
+      const service = factory.create(ctx)
+      if (service === undefined) continue
+      if (byName.has(factory.name)) throw new Error(`two services are named ${factory.name}`)
+      byName.set(factory.name, service)
+      this.#services.push(service)
+    }
   }
 
   /** Names of the JSON-RPC methods this daemon serves (the table bound to the RPC server). */
@@ -223,12 +255,12 @@ export class BitflowDaemon {
     const step = async (name: string, fn: () => unknown): Promise<void> => {
       try { await fn() } catch (err) { this.log.warn({ err }, `stopping ${name} failed`) }
     }
+    this.#controller.abort()
     await step('rpc', async () => await this.#rpc?.stop())
     await step('subscriptions', () => this.#hub?.stop())
     await step('metrics', async () => await this.#metricsServer?.stop())
-    await step('peers', () => this.#peerMaintainer?.stop())
+    for (const service of this.#started.reverse()) await step(service.name, async () => await service.stop?.())
     await step('gossip', () => this.#gossip?.stop())
-    await step('swarm', () => this.#swarm?.stop())
     await step('libp2p', async () => await this.#libp2p?.stop())
     await step('datastore', async () => await this.#datastore?.close())
     if (this.dataDir.locked) {

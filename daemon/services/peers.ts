@@ -19,6 +19,7 @@ export interface PeerMaintainerConfig {
  * daemon that bootstrapped from one address can end up with only that one peer.
  */
 export class PeerMaintainer {
+  readonly name = 'peers'
   readonly #libp2p: BitflowLibp2p
   readonly #config: PeerMaintainerConfig
   readonly #log: Logger

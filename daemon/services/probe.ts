@@ -16,6 +16,7 @@ const MAX_RECORDS = 20_000
  * each arrived. Answers "does gossip reach everyone, and how fast" on a live swarm.
  */
 export class ProbeService {
+  readonly name = 'probe'
   readonly #gossip: GossipRouter
   readonly #metrics: BitflowMetrics
   readonly #peerId: string

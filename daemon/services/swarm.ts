@@ -14,6 +14,7 @@ type PeerListener = (event: PeerEvent) => void
 
 /** The daemon's view of its libp2p peers: peer list, connect, and `peers` events. */
 export class SwarmService {
+  readonly name = 'swarm'
   readonly #libp2p: BitflowLibp2p
   readonly #metrics: BitflowMetrics
   readonly #log: Logger

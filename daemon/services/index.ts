@@ -1,0 +1,32 @@
+import { kadProtocol } from '../../protocols/names.js'
+import type { ServiceFactory } from './service.js'
+import { SwarmService } from './swarm.js'
+import { ProbeService } from './probe.js'
+import { PeerMaintainer } from './peers.js'
+
+/**
+ * Every daemon service, in dependency order: built in this order before the network starts,
+ * started in this order after, stopped in reverse.
+ */
+export const SERVICES: ServiceFactory[] = [
+  {
+    name: 'swarm',
+    create: ctx => {
+      const swarm = new SwarmService(ctx.libp2p, ctx.metrics, ctx.log)
+      swarm.registerRpc(ctx.registry, ctx.hub)
+      return swarm
+    }
+  },
+  {
+    name: 'probe',
+    create: ctx => {
+      const probes = new ProbeService(ctx.gossip, ctx.identity.peerId.toString(), ctx.metrics)
+      probes.registerRpc(ctx.registry, ctx.hub)
+      return probes
+    }
+  },
+  {
+    name: 'peers',
+    create: ctx => new PeerMaintainer(ctx.libp2p, { networkProtocol: kadProtocol(ctx.options.network), minPeers: 8, intervalMs: 2000 }, ctx.log)
+  }
+]
