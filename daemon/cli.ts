@@ -3,7 +3,7 @@ import { existsSync, writeFileSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { OptionError, BitflowError } from './errors.js'
-import { resolveOptions, parsePort, parseRoles, parseLogLevel, ENV_VARIABLES, type PartialOptions } from './options.js'
+import { resolveOptions, parsePort, parseRoles, parseLogLevel, parseCount, ENV_VARIABLES, type PartialOptions } from './options.js'
 import { createLogger } from './logger.js'
 import { DataDir } from './datadir.js'
 import { parseKeypairJson } from './identity.js'
@@ -37,6 +37,10 @@ interface RunFlags {
   metrics?: boolean
   solanaRpc?: string
   logLevel?: PartialOptions['logLevel']
+  specialization?: string[]
+  taskSlots?: number
+  simulateGpu?: string
+  byzantine?: 'equivocate'
 }
 
 function flagsToLayer (f: RunFlags): PartialOptions {
@@ -52,6 +56,14 @@ function flagsToLayer (f: RunFlags): PartialOptions {
   if (f.metricsPort !== undefined || f.metrics === false) layer.metrics = { ...(f.metricsPort !== undefined ? { port: f.metricsPort } : {}), ...(f.metrics === false ? { enabled: false } : {}) }
   if (f.solanaRpc !== undefined) layer.solanaRpc = f.solanaRpc
   if (f.logLevel !== undefined) layer.logLevel = f.logLevel
+  if (f.specialization !== undefined || f.taskSlots !== undefined || f.simulateGpu !== undefined) {
+    layer.node = {
+      ...(f.specialization !== undefined ? { specializations: f.specialization } : {}),
+      ...(f.taskSlots !== undefined ? { taskSlots: f.taskSlots } : {}),
+      ...(f.simulateGpu !== undefined ? { simulateGpu: f.simulateGpu } : {})
+    }
+  }
+  if (f.byzantine !== undefined) layer.byzantine = f.byzantine
   return layer
 }
 
@@ -103,6 +115,10 @@ export function buildCli (): Command {
     .option('--no-metrics', 'do not serve metrics')
     .option('--solana-rpc <url>', 'Solana JSON-RPC URL')
     .addOption(new Option('--log-level <level>', 'log level').argParser(asArg(parseLogLevel, '--log-level')))
+    .option('--specialization <taskId>', 'a task id this node runs (repeatable)', collect)
+    .option('--task-slots <n>', 'tasks this node runs at once', asArg(parseCount, '--task-slots'))
+    .option('--simulate-gpu <model:vram>', 'local networks only: advertise a GPU, e.g. A100:80GiB')
+    .addOption(new Option('--byzantine <mode>', 'local networks only: misbehave on purpose (for tests and demos)').choices(['equivocate']))
     .action(async (flags: RunFlags) => { await runDaemon(flags) })
 
   addLocationOptions(program.command('init').description('create a data dir with a new (or imported) identity and a commented config file'))

@@ -125,6 +125,7 @@ export class BitflowDaemon {
       allowList: o.connections.allowList,
       datastore: this.#datastore,
       ...(o.metrics.enabled ? { metricsRegistry: this.metrics.registry } : {}),
+      providerRecordTtlMs: this.preset.params.providerRecordTtlMs,
       scoredTopics: (['liveness', 'committee', 'execution', 'probe'] as const).map(k => gossipTopic(o.network, k))
     })
 

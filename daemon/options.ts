@@ -35,6 +35,12 @@ export const DaemonOptionsSchema = Type.Object({
   }, { additionalProperties: false }),
   solanaRpc: Type.String({ description: 'Solana JSON-RPC URL used for settlement' }),
   logLevel: Type.Union(LOG_LEVELS.map(l => Type.Literal(l)), { description: 'log level' }),
+  node: Type.Object({
+    specializations: Type.Array(Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._:/@-]+$' }), { maxItems: 64, uniqueItems: true, description: 'task ids this node (or validator) runs; advertised in heartbeats and the DHT' }),
+    taskSlots: Type.Integer({ minimum: 0, maximum: 4096, description: 'tasks this node runs at once' }),
+    simulateGpu: Type.Optional(Type.String({ pattern: '^[^:]{1,128}:[0-9]+(\\.[0-9]+)?([KMGT]i?B?)?$', description: 'local networks only: advertise a GPU, MODEL:VRAM (e.g. A100:80GiB), to exercise GPU paths without one' }))
+  }, { additionalProperties: false }),
+  byzantine: Type.Optional(Type.Union([Type.Literal('equivocate')], { description: 'local networks only: misbehave on purpose so tests and demos can watch the protocol catch it' })),
   connections: Type.Object({
     maxConnections: Type.Integer({ minimum: 1, description: 'most open libp2p connections' }),
     maxInboundPerSecondPerIp: Type.Integer({ minimum: 1, description: 'inbound connection rate per remote IP (loopback test nets share one IP)' }),
@@ -60,6 +66,7 @@ export function defaultOptions (): Omit<DaemonOptions, 'dataDir' | 'network'> {
     metrics: { enabled: true, host: '127.0.0.1', port: DEFAULT_METRICS_PORT },
     solanaRpc: 'http://127.0.0.1:8899',
     logLevel: 'info',
+    node: { specializations: [], taskSlots: 1 },
     connections: { maxConnections: 300, maxInboundPerSecondPerIp: 5, allowList: [] }
   }
 }
@@ -182,6 +189,11 @@ export function parsePort (value: string, name: string): number {
   return Number(value)
 }
 
+export function parseCount (value: string, name: string): number {
+  if (!/^\d+$/.test(value)) throw new OptionError(`invalid value '${value}' for ${name}: expected a whole number`)
+  return Number(value)
+}
+
 export function parseRoles (value: string, name: string): Role[] {
   const roles = list(value)
   if (roles.length === 0) throw new OptionError(`${name} needs at least one role: oracle, node or validator`)
@@ -208,7 +220,8 @@ const ENV: Record<string, EnvSpec['parse']> = {
   BITFLOW_RPC_PORT: v => ({ rpc: { port: parsePort(v, 'BITFLOW_RPC_PORT') } }),
   BITFLOW_METRICS_PORT: v => ({ metrics: { port: parsePort(v, 'BITFLOW_METRICS_PORT') } }),
   BITFLOW_SOLANA_RPC: v => ({ solanaRpc: v }),
-  BITFLOW_LOG_LEVEL: v => ({ logLevel: parseLogLevel(v, 'BITFLOW_LOG_LEVEL') })
+  BITFLOW_LOG_LEVEL: v => ({ logLevel: parseLogLevel(v, 'BITFLOW_LOG_LEVEL') }),
+  BITFLOW_SPECIALIZATIONS: v => ({ node: { specializations: list(v) } })
 }
 /** Environment variables read elsewhere (not options), so they are not reported as unknown. */
 const ENV_NOT_OPTIONS = new Set(['BITFLOW_CONFIG', 'BITFLOW_RPC_TOKEN', 'BITFLOW_RPC_URL'])
@@ -264,5 +277,9 @@ export function resolveOptions (inputs: LayerInputs): ResolvedOptions {
   }
   const options = merged as DaemonOptions
   options.dataDir = resolve(options.dataDir)
+  if (!preset.local) {
+    if (options.node.simulateGpu !== undefined) throw new OptionError(`--simulate-gpu is for local networks only; network '${network}' is not local`)
+    if (options.byzantine !== undefined) throw new OptionError(`--byzantine is for local networks only; network '${network}' is not local`)
+  }
   return { options, preset, ...(config !== undefined ? { configPath: config.path } : {}) }
 }

@@ -61,6 +61,7 @@ export class GossipRouter {
           verdict = { result: 'reject', reason: 'validator error' }
         }
         this.#metrics.gossipMessages.inc({ topic: handler.kind, verdict: verdict.result })
+        this.#metrics.gossipBytes.inc({ topic: handler.kind, direction: 'received' }, msg.data.length)
         if (verdict.result === 'accept') {
           this.#accepted.set(msg.data, verdict.value)
           return TopicValidatorResult.Accept
@@ -97,6 +98,7 @@ export class GossipRouter {
   async publish (kind: GossipTopicKind, data: Uint8Array): Promise<number> {
     const result = await this.#libp2p.services.pubsub.publish(this.topic(kind), data)
     this.#metrics.gossipPublished.inc({ topic: kind })
+    this.#metrics.gossipBytes.inc({ topic: kind, direction: 'published' }, data.length)
     return result.recipients.length
   }
 }

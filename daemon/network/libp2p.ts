@@ -39,6 +39,8 @@ export interface Libp2pConfig {
   datastore?: Datastore
   /** prometheus registry for libp2p's own metrics; none disables them */
   metricsRegistry?: Registry
+  /** how long DHT provider records stay valid; records of dead nodes disappear after this */
+  providerRecordTtlMs: number
   /** gossip topics whose invalid messages lower the sender's peer score */
   scoredTopics: string[]
 }
@@ -83,7 +85,9 @@ export async function createBitflowLibp2p (config: Libp2pConfig): Promise<Bitflo
         // a private network: never fall back to the public IPFS DHT, and on local nets keep the
         // loopback addresses that are the only ones peers have
         peerInfoMapper: config.local ? passthroughMapper : removePrivateAddressesMapper,
-        allowQueryWithZeroPeers: true
+        allowQueryWithZeroPeers: true,
+        providers: { provideValidity: config.providerRecordTtlMs, cleanupInterval: Math.max(1000, Math.floor(config.providerRecordTtlMs / 2)) },
+        reprovide: { validity: config.providerRecordTtlMs, interval: Math.max(1000, Math.floor(config.providerRecordTtlMs / 3)), threshold: Math.floor(config.providerRecordTtlMs / 2) }
       }),
       pubsub: gossipsub({
         emitSelf: false,

@@ -56,3 +56,51 @@ export const ProbeRecord = Type.Object({
   latencyMs: Type.Number()
 })
 export type ProbeRecord = Static<typeof ProbeRecord>
+
+const GpuSchema = Type.Object({ model: Type.String(), vramBytes: Type.Integer(), simulated: Type.Optional(Type.Boolean()) })
+export const LivenessEntrySchema = Type.Object({
+  peerId: Type.String(),
+  status: Type.Union(['available', 'busy', 'draining', 'offline'].map(s => Type.Literal(s)), { description: 'offline after 3 missed heartbeats; otherwise what the node reports' }),
+  reportedStatus: Type.String(),
+  bootEpoch: Type.Integer(),
+  seq: Type.Integer(),
+  lastSeen: Type.String(),
+  lastSeenMs: Type.Number(),
+  sinceMs: Type.Number({ description: 'when the current status began' }),
+  capacity: Type.Object({ taskSlots: Type.Integer(), freeSlots: Type.Integer(), freeMemoryBytes: Type.Integer() }),
+  hardware: Type.Object({ cpuModel: Type.String(), cpuCores: Type.Integer(), ramBytes: Type.Integer(), gpus: Type.Array(GpuSchema) }),
+  specializations: Type.Array(Type.String()),
+  datasets: Type.Array(Type.String()),
+  software: Type.String()
+})
+
+export const LivenessEventSchema = Type.Object({
+  peerId: Type.String(),
+  from: Type.String(),
+  to: Type.String(),
+  at: Type.String(),
+  node: LivenessEntrySchema
+})
+
+export const TableEntrySchema = Type.Object({
+  peerId: Type.String(),
+  status: Type.String(),
+  bootEpoch: Type.Integer(),
+  seq: Type.Integer(),
+  capacity: Type.Object({ taskSlots: Type.Integer(), freeSlots: Type.Integer(), freeMemoryBytes: Type.Integer() }),
+  hardware: Type.Object({ cpuModel: Type.String(), cpuCores: Type.Integer(), ramBytes: Type.Integer(), gpus: Type.Array(GpuSchema) }),
+  specializations: Type.Array(Type.String()),
+  datasets: Type.Array(Type.String()),
+  software: Type.String()
+})
+
+export const CommitteeRoundSchema = Type.Object({
+  round: Type.Integer(),
+  tableHash: Type.Union([Type.String(), Type.Null()]),
+  certified: Type.Boolean(),
+  signers: Type.Array(Type.String()),
+  threshold: Type.Integer(),
+  members: Type.Array(Type.String()),
+  equivocators: Type.Array(Type.String()),
+  table: Type.Array(TableEntrySchema)
+})

@@ -3,6 +3,10 @@ import type { ServiceFactory } from './service.js'
 import { SwarmService } from './swarm.js'
 import { ProbeService } from './probe.js'
 import { PeerMaintainer } from './peers.js'
+import { LivenessService, HeartbeatService } from './liveness.js'
+import { CommitteeService } from './committee.js'
+import { DiscoveryService } from './discovery.js'
+import { DebugService } from './debug.js'
 
 /**
  * Every daemon service, in dependency order: built in this order before the network starts,
@@ -28,5 +32,13 @@ export const SERVICES: ServiceFactory[] = [
   {
     name: 'peers',
     create: ctx => new PeerMaintainer(ctx.libp2p, { networkProtocol: kadProtocol(ctx.options.network), minPeers: 8, intervalMs: 2000 }, ctx.log)
-  }
+  },
+  { name: 'liveness', create: ctx => new LivenessService(ctx) },
+  {
+    name: 'heartbeat',
+    create: ctx => ctx.options.roles.includes('node') || ctx.options.roles.includes('validator') ? new HeartbeatService(ctx) : undefined
+  },
+  { name: 'committee', create: ctx => new CommitteeService(ctx) },
+  { name: 'discovery', create: ctx => new DiscoveryService(ctx) },
+  { name: 'debug', create: ctx => ctx.preset.local ? new DebugService(ctx) : undefined }
 ]

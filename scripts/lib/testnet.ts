@@ -21,6 +21,8 @@ export interface TestnetDaemon {
   pid: number
   log: string
   multiaddrs: string[]
+  /** the daemon's command line (after the node binary), so it can be restarted as it was */
+  args: string[]
 }
 
 /** The public contract of `.testnet/testnet.json` that tools rely on. */
@@ -37,6 +39,8 @@ export interface UpOptions {
   validators: number
   /** extra daemon flags for every daemon */
   extraArgs?: string[]
+  /** extra flags for one daemon, by name (oracle-1, node-2, ...) and role */
+  argsFor?: (name: string, role: TestnetRole) => string[]
   /** how long to wait for the swarm to connect */
   timeoutMs?: number
   logLevel?: string
@@ -101,18 +105,14 @@ export class Testnet {
     }
     writeFileSync(this.genesisFile, JSON.stringify(genesis, null, 2) + '\n')
 
-    const started: Array<{ member: typeof members[number], pid: number, log: string }> = []
-    const spawnOne = (member: typeof members[number], bootstrap: string[]): { member: typeof members[number], pid: number, log: string } => {
+    const started: Array<{ member: typeof members[number], pid: number, log: string, args: string[] }> = []
+    const spawnOne = (member: typeof members[number], bootstrap: string[]): { member: typeof members[number], pid: number, log: string, args: string[] } => {
       const log = join(this.dir, `${member.name}.log`)
       const args = [DAEMON_CLI(), '--role', member.role, '--network', 'local', '--data-dir', member.dataDir,
         '--genesis-file', this.genesisFile, '--rpc-port', '0', '--metrics-port', '0',
-        '--log-level', options.logLevel ?? 'info', ...bootstrap.flatMap(b => ['--bootstrap', b]), ...(options.extraArgs ?? [])]
-      const fd = openSync(log, 'a')
-      const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: cleanEnv() })
-      closeSync(fd)
-      child.unref()
-      if (child.pid === undefined) throw new TestnetError(`could not start ${member.name}`)
-      const entry = { member, pid: child.pid, log }
+        '--log-level', options.logLevel ?? 'info', ...bootstrap.flatMap(b => ['--bootstrap', b]), ...(options.extraArgs ?? []),
+        ...(options.argsFor?.(member.name, member.role) ?? [])]
+      const entry = { member, pid: spawnDaemonProcess(args, log), log, args }
       started.push(entry)
       return entry
     }
@@ -134,9 +134,9 @@ export class Testnet {
       progress(`all ${total} daemons answer; waiting for peers`)
       void rest
 
-      const daemons: TestnetDaemon[] = started.map(({ member, pid, log }) => {
+      const daemons: TestnetDaemon[] = started.map(({ member, pid, log, args }) => {
         const rt = runtimes.get(member.name)!
-        return { name: member.name, role: member.role, peerId: rt.peerId, solanaAddress: rt.solanaAddress, rpcUrl: rt.rpcUrl, metricsUrl: rt.metricsUrl ?? '', dataDir: member.dataDir, pid, log, multiaddrs: rt.multiaddrs }
+        return { name: member.name, role: member.role, peerId: rt.peerId, solanaAddress: rt.solanaAddress, rpcUrl: rt.rpcUrl, metricsUrl: rt.metricsUrl ?? '', dataDir: member.dataDir, pid, log, multiaddrs: rt.multiaddrs, args }
       })
       const file: TestnetFile = { network: 'local', createdAt: genesis.createdAt, genesisFile: this.genesisFile, daemons }
       // written before the peer wait so that `down` can stop a net that failed to connect
@@ -156,6 +156,45 @@ export class Testnet {
       for (const s of started) killTree(s.pid, 'SIGKILL')
       throw err
     }
+  }
+
+  daemon (name: string): TestnetDaemon {
+    const d = this.load()?.daemons.find(x => x.name === name)
+    if (d === undefined) throw new TestnetError(`no daemon named ${name} in ${this.dir}`)
+    return d
+  }
+
+  /** Stops one daemon (SIGTERM by default, SIGKILL to simulate a crash) and waits for it to exit. */
+  async stopDaemon (name: string, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 10_000): Promise<void> {
+    const d = this.daemon(name)
+    if (!isOurDaemon(d)) return
+    killTree(d.pid, signal)
+    const deadline = Date.now() + timeoutMs
+    while (processAlive(d.pid) && Date.now() < deadline) await sleep(20)
+    if (processAlive(d.pid)) { killTree(d.pid, 'SIGKILL'); while (processAlive(d.pid)) await sleep(20) }
+  }
+
+  /**
+   * Starts a stopped daemon again with its data dir and flags, on the same libp2p port (so peers
+   * that remember it can redial), bootstrapping from the daemons still running. Updates testnet.json.
+   */
+  async startDaemon (name: string, timeoutMs = 60_000): Promise<TestnetDaemon> {
+    const file = this.load()
+    const d = this.daemon(name)
+    if (isOurDaemon(d)) throw new TestnetError(`${name} is already running (pid ${d.pid})`)
+    const running = this.running().filter(x => x.name !== name)
+    const args = stripFlag(stripFlag(d.args, '--bootstrap'), '--listen')
+    const port = /\/tcp\/(\d+)/.exec(d.multiaddrs[0] ?? '')?.[1]
+    args.push(...(port !== undefined ? ['--listen', `/ip4/127.0.0.1/tcp/${port}`] : []),
+      ...running.slice(0, 3).flatMap(r => ['--bootstrap', r.multiaddrs[0]!]))
+    const pid = spawnDaemonProcess(args, d.log)
+    const rt = await waitForRuntime({ member: { name, dataDir: d.dataDir }, pid, log: d.log }, Date.now() + timeoutMs)
+    const updated: TestnetDaemon = { ...d, pid, rpcUrl: rt.rpcUrl, metricsUrl: rt.metricsUrl ?? '', multiaddrs: rt.multiaddrs, args }
+    if (file !== undefined) {
+      file.daemons = file.daemons.map(x => x.name === name ? updated : x)
+      writeAtomic(this.file, JSON.stringify(file, null, 2) + '\n', 0o644)
+    }
+    return updated
   }
 
   async down (options: { timeoutMs?: number } = {}): Promise<{ stopped: string[], killed: string[] }> {
@@ -185,6 +224,26 @@ export class Testnet {
 }
 
 function range (n: number): number[] { return Array.from({ length: n }, (_, i) => i) }
+
+/** Starts `node ARGS` detached (its own process group), output appended to `log`; returns its pid. */
+function spawnDaemonProcess (args: string[], log: string): number {
+  const fd = openSync(log, 'a')
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: cleanEnv() })
+  closeSync(fd)
+  child.unref()
+  if (child.pid === undefined) throw new TestnetError(`could not start ${args.join(' ')}`)
+  return child.pid
+}
+
+/** Removes every occurrence of a flag and its value. */
+function stripFlag (args: string[], flag: string): string[] {
+  const out: string[] = []
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === flag) { i++; continue }
+    out.push(args[i]!)
+  }
+  return out
+}
 
 /** The daemon's environment: ours minus BITFLOW_* (a test net's daemons take flags only). */
 function cleanEnv (): NodeJS.ProcessEnv {

@@ -128,3 +128,18 @@ export async function rpcFailure (call: Promise<unknown>): Promise<RpcCallError>
   }
   throw new Error('expected the call to fail with a JSON-RPC error, but it succeeded')
 }
+
+/** Reads one sample from a Prometheus text endpoint (0 when absent). */
+export async function metricValue (metricsUrl: string, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = await (await fetch(metricsUrl)).text()
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`)
+  let total = 0
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})? ([0-9.eE+-]+)$/.exec(line)
+    if (m === null || m[1] !== name) continue
+    const have = (m[3] ?? '').split(',')
+    if (want.every(w => have.includes(w))) total += Number(m[4])
+  }
+  return total
+}
