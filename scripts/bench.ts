@@ -3,11 +3,13 @@ import { projectRoot } from '../daemon/paths.js'
 import { toMarkdown, writeReport, type BenchResult } from './bench/report.js'
 import { benchSwarm } from './bench/swarm.js'
 import { benchLiveness } from './bench/liveness.js'
+import { benchSandbox } from './bench/sandbox.js'
 
 /** Every benchmark, by name. `npm run bench` runs them all; `npm run bench -- NAME...` runs some. */
 const BENCHES: Record<string, () => Promise<BenchResult>> = {
   swarm: async () => await benchSwarm(),
-  liveness: async () => await benchLiveness()
+  liveness: async () => await benchLiveness(),
+  sandbox: async () => await benchSandbox()
 }
 
 const requested = process.argv.slice(2).filter(a => !a.startsWith('-'))

@@ -42,4 +42,20 @@ fi
 say "building TypeScript"
 node node_modules/typescript/bin/tsc -p tsconfig.json
 
+# 4. Docker engine on bitflow's own socket, and 5. the task runtime image (each a no-op when done).
+qflag=
+[ "$quiet" = 1 ] && qflag=--quiet
+sh "$root/scripts/setup-docker.sh" $qflag
+sh "$root/scripts/build-image.sh" $qflag
+
+# 6. The settlement program (clang-19 + the project's linker; a no-op when nothing changed).
+sh "$root/scripts/build-program.sh" $qflag
+
+# 7. Debian's python3 with numpy on the host: the tests check that numpy reads what BitFlow writes.
+if ! /usr/bin/python3 -c 'import numpy' >/dev/null 2>&1; then
+  say "installing python3-numpy (apt)"
+  if ! apt-cache show python3-numpy >/dev/null 2>&1; then apt-get -o DPkg::Lock::Timeout=600 update -qq; fi
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq python3-numpy >/dev/null
+fi
+
 say "ready (node $(node --version))"
