@@ -9,7 +9,19 @@ import { benchSandbox } from './bench/sandbox.js'
 const BENCHES: Record<string, () => Promise<BenchResult>> = {
   swarm: async () => await benchSwarm(),
   liveness: async () => await benchLiveness(),
-  sandbox: async () => await benchSandbox()
+  sandbox: async () => {
+    const r = await benchSandbox()
+    return {
+      bench: 'sandbox',
+      figures: [
+        { name: 'sandboxed python3 run p50', value: r.sandboxMs.p50, unit: 'ms', baseline: { name: 'same python3 on the host p50', value: r.hostMs.p50, unit: 'ms' } },
+        { name: 'sandboxed python3 run p95', value: r.sandboxMs.p95, unit: 'ms', baseline: { name: 'same python3 on the host p95', value: r.hostMs.p95, unit: 'ms' } },
+        { name: 'sandbox overhead p50', value: r.overheadMs.p50, unit: 'ms', goal: '<= 250 ms (stretch <= 50 ms)' },
+        { name: 'sandbox overhead p95', value: r.overheadMs.p95, unit: 'ms' }
+      ],
+      notes: [`${r.runs} runs each of \`python3 -I -S -c pass\`, sandbox and host interleaved; the sandbox run is create + start + wait + inspect + remove + output copy-out.`]
+    }
+  }
 }
 
 const requested = process.argv.slice(2).filter(a => !a.startsWith('-'))
