@@ -66,6 +66,18 @@ u64 entrypoint(const u8 *input) {
     case IX_UPDATE_CAPACITY: return update_capacity(&ctx);
     case IX_UNBOND: return unbond(&ctx);
     case IX_WITHDRAW: return withdraw(&ctx);
+    case IX_CHANGE_COMMITTEE: return change_committee(&ctx);
+    case IX_OPEN_EXECUTION: return open_execution(&ctx);
+    case IX_CANCEL_TASKS: return cancel_tasks(&ctx);
+    case IX_ASSIGN: return assign(&ctx);
+    case IX_COMMIT: return commit(&ctx);
+    case IX_DECIDE_SAMPLING: return decide_sampling(&ctx);
+    case IX_REVEAL: return reveal(&ctx);
+    case IX_EXPIRE: return expire(&ctx);
+    case IX_PAY: return pay(&ctx);
+    case IX_RECORD_SLASH: return record_slash(&ctx);
+    case IX_EXECUTE_SLASH: return execute_slash(&ctx);
+    case IX_TOP_UP: return top_up(&ctx);
     default: return FAIL(ERR_INVALID_INSTRUCTION, "unknown instruction");
   }
 }

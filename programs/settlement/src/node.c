@@ -6,7 +6,7 @@ static const u8 SEED_NODE[] = {'n', 'o', 'd', 'e'};
 static const u8 SEED_VAULT[] = {'v', 'a', 'u', 'l', 't'};
 
 /* Seeds the node account signs with as the vault's token authority: ["node", config, operator, bump]. */
-static void node_signer_seeds(const Node *node, SolSignerSeed seeds[4], const u8 *bump) {
+void node_signer_seeds_of(const Node *node, SolSignerSeed seeds[4], const u8 *bump) {
   seeds[0].addr = SEED_NODE;
   seeds[0].len = sizeof SEED_NODE;
   seeds[1].addr = node->config.x;
@@ -134,7 +134,7 @@ u64 add_stake(const Context *ctx) {
   Node *node;
   TRY(load_node(ctx, node_acc, true, &node));
   TRY(require_owner(owner, node));
-  if (node->status == NODE_SLASHED) return FAIL(ERR_NODE_SLASHED, "node was slashed");
+  if (node->status != NODE_ACTIVE) return FAIL(ERR_NODE_SLASHED, "node was slashed");
   TRY(require_token_program(token));
   if (!key_eq(vault->key, &node->vault)) return FAIL(ERR_WRONG_VAULT, "not this node's vault");
   TRY(require_writable(vault));
@@ -191,7 +191,7 @@ u64 unbond(const Context *ctx) {
   TRY(require_program_account(ctx, config_acc, KIND_CONFIG, sizeof(Config)));
   if (!key_eq(config_acc->key, &node->config)) return FAIL(ERR_WRONG_CONFIG, "node belongs to another network");
   const Config *config = (const Config *)config_acc->data;
-  if (node->status == NODE_SLASHED) return FAIL(ERR_NODE_SLASHED, "node was slashed");
+  if (node->status != NODE_ACTIVE) return FAIL(ERR_NODE_SLASHED, "node was slashed");
   if (args.amount == 0) return FAIL(ERR_INVALID_INSTRUCTION, "amount must be positive");
   if (args.amount > node->stake) return FAIL(ERR_INSUFFICIENT_STAKE, "unbonding more than the bonded stake");
 
@@ -225,7 +225,8 @@ u64 withdraw(const Context *ctx) {
   Node *node;
   TRY(load_node(ctx, node_acc, true, &node));
   TRY(require_owner(owner, node));
-  if (node->status == NODE_SLASHED) return FAIL(ERR_NODE_SLASHED, "node was slashed");
+  /* a recorded slash freezes the stake until it is executed; what an executed slash leaves is free */
+  if (node->status == NODE_SLASHED) return FAIL(ERR_NODE_SLASHED, "a slash of this node is pending");
   TRY(require_token_program(token));
   if (!key_eq(vault->key, &node->vault)) return FAIL(ERR_WRONG_VAULT, "not this node's vault");
   TRY(require_writable(vault));
@@ -245,7 +246,7 @@ u64 withdraw(const Context *ctx) {
   node->unbonding_ends_at = 0;
   u8 bump = node->bump;
   SolSignerSeed seeds[4];
-  node_signer_seeds(node, seeds, &bump);
+  node_signer_seeds_of(node, seeds, &bump);
   SolSignerSeeds signer = {seeds, 4};
   return token_transfer(vault, dest, node_acc, amount, &signer);
 }

@@ -96,6 +96,10 @@ u64 sol_invoke_signed_c(const SolInstruction *instruction, const SolAccountInfo 
                         const SolSignerSeeds *signers_seeds, u64 signers_seeds_len);
 u64 sol_get_clock_sysvar(SolClock *out);
 u64 sol_get_rent_sysvar(SolRent *out);
+/* SIMD-0127: reads `length` bytes at `offset` of a sysvar (SlotHashes included) without its account */
+u64 sol_get_sysvar(const u8 *sysvar_id, u8 *out, u64 offset, u64 length);
+/* SHA-256 over the concatenation of `n` byte slices (same layout as SolSignerSeed) */
+u64 sol_sha256(const SolSignerSeed *slices, u64 n, u8 *out);
 
 #define SOL_LOG(literal) sol_log_((literal), sizeof(literal) - 1)
 

@@ -181,3 +181,50 @@ u64 token_initialize_account(SolAccountInfo *account, SolAccountInfo *mint, cons
   ix.data_len = sizeof data;
   return sol_invoke_signed_c(&ix, infos, 2, NULL, 0);
 }
+
+/* Ed25519SigVerify111111111111111111111111111 */
+const SolPubkey ED25519_PROGRAM_ID = {{0x03, 0x7d, 0x46, 0xd6, 0x7c, 0x93, 0xfb, 0xbe, 0x12, 0xf9, 0x42,
+                                       0x8f, 0x83, 0x8d, 0x40, 0xff, 0x05, 0x70, 0x74, 0x49, 0x27, 0xf4,
+                                       0x8a, 0x64, 0xfc, 0xca, 0x70, 0x44, 0x80, 0x00, 0x00, 0x00}};
+/* Sysvar1nstructions1111111111111111111111111 */
+const SolPubkey INSTRUCTIONS_SYSVAR_ID = {{0x06, 0xa7, 0xd5, 0x17, 0x18, 0x7b, 0xd1, 0x66, 0x35, 0xda, 0xd4,
+                                           0x04, 0x55, 0xfd, 0xc2, 0xc0, 0xc1, 0x24, 0xc6, 0x8f, 0x21, 0x56,
+                                           0x75, 0xa5, 0xdb, 0xba, 0xcb, 0x5f, 0x08, 0x00, 0x00, 0x00}};
+/* SysvarS1otHashes111111111111111111111111111 */
+const SolPubkey SLOT_HASHES_SYSVAR_ID = {{0x06, 0xa7, 0xd5, 0x17, 0x19, 0x2f, 0x0a, 0xaf, 0xc6, 0xf2, 0x65,
+                                          0xe3, 0xfb, 0x77, 0xcc, 0x7a, 0xda, 0x82, 0xc5, 0x29, 0xd0, 0xbe,
+                                          0x3b, 0x13, 0x6e, 0x2d, 0x00, 0x55, 0x20, 0x00, 0x00, 0x00}};
+
+u64 check_pda(const Context *ctx, const SolSignerSeed *seeds, u64 n, const SolAccountInfo *expected) {
+  SolPubkey derived;
+  if (sol_create_program_address(seeds, n, ctx->program_id, &derived) != 0) {
+    return FAIL(ERR_WRONG_PDA, "no program address for these seeds");
+  }
+  if (!key_eq(&derived, expected->key)) return FAIL(ERR_WRONG_PDA, "account is not the program-derived address");
+  return 0;
+}
+
+u64 require_uninitialized(const Context *ctx, const SolAccountInfo *a, u64 exists_code) {
+  if (key_eq(a->owner, ctx->program_id)) return FAIL(exists_code, "account already exists");
+  if (!key_eq(a->owner, &SYSTEM_PROGRAM_ID) || a->data_len != 0) {
+    return FAIL(ERR_WRONG_ACCOUNT_OWNER, "address holds another program's account");
+  }
+  return 0;
+}
+
+bool mul_div(u64 a, u64 num, u64 den, bool round_up, u64 *out) {
+  if (den == 0 || den >> 32 || num >> 32) return false;
+  u64 q = a / den, r = a % den;
+  u64 hi;
+  if (!mul_u64(q, num, &hi)) return false;
+  u64 lo_num = r * num; /* r < den < 2^32, num < 2^32 */
+  u64 lo = lo_num / den;
+  if (round_up && lo_num % den != 0) lo += 1;
+  return add_u64(hi, lo, out);
+}
+
+bool is_zero(const u8 *p, u64 n) {
+  u8 acc = 0;
+  for (u64 i = 0; i < n; i++) acc |= p[i];
+  return acc == 0;
+}

@@ -3,10 +3,11 @@
  * transactions, fabricates SPL mints and token accounts, and reads program errors.
  */
 import { execFileSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Clock, FailedTransactionMetadata, LiteSVM, TransactionMetadata } from 'litesvm'
+import { Clock, FailedTransactionMetadata, LiteSVM, TransactionMetadata, type SlotHash } from 'litesvm'
 import { Keypair, PublicKey, Transaction, type TransactionInstruction } from '@solana/web3.js'
 import { TOKEN_PROGRAM_ID, type Params } from '../../../programs/client/index.js'
 
@@ -36,8 +37,14 @@ export const DEFAULT_PARAMS: Params = {
   bountyBps: 5_000,
   computeCostBps: 5_000, // computing a task costs half its payment: 0.08 x 0.7 x (1.2 + 10) = 0.63 > 0.5
   collusionBps: 3_000,
-  minStakeRatioBps: 100_000 // stake >= 10x payments in flight
+  minStakeRatioBps: 100_000, // stake >= 10x payments in flight
+  seedDelaySlots: 4,
+  deadlineBaseSecs: 30,
+  deadlinePer100CuSecs: 5
 }
+
+/** How many recent slots the SlotHashes sysvar keeps. */
+export const SLOT_HASHES_LEN = 512
 
 export class Chain {
   readonly svm: LiteSVM
@@ -50,7 +57,47 @@ export class Chain {
     this.svm.addProgram(addr(this.programId), programBytes)
     this.payer = this.funded()
     this.setTime(1_700_000_000n)
+    this.warpToSlot(10_000n)
   }
+
+  private slotHashPool: SlotHash[] = []
+  /** Hashes the tests choose for given slots (e.g. to force a sampling decision either way). */
+  readonly slotHashOverrides = new Map<bigint, Uint8Array>()
+
+  /** The (fabricated, deterministic) hash SlotHashes holds for `slot`. */
+  slotHashOf (slot: bigint): Uint8Array {
+    return this.slotHashOverrides.get(slot) ?? new Uint8Array(createHash('sha256').update(`slot:${slot}`).digest())
+  }
+
+  /**
+   * Moves the clock to `slot` and rewrites SlotHashes to hold the 512 slots before it, as a running
+   * cluster would (LiteSVM does neither on its own). `skipped` slots get no entry.
+   */
+  warpToSlot (slot: bigint, skipped: ReadonlySet<bigint> = new Set()): void {
+    this.svm.warpToSlot(slot)
+    if (this.slotHashPool.length < SLOT_HASHES_LEN) {
+      // SlotHash has no public constructor: grow a pool of instances by copying the sysvar's own
+      let pool = this.svm.getSlotHashes()
+      while (pool.length < SLOT_HASHES_LEN) {
+        this.svm.setSlotHashes([...pool, ...pool])
+        pool = this.svm.getSlotHashes()
+      }
+      this.slotHashPool = pool.slice(0, SLOT_HASHES_LEN)
+    }
+    const entries: SlotHash[] = []
+    for (let s = slot - 1n; s >= 0n && s >= slot - BigInt(SLOT_HASHES_LEN); s--) {
+      if (skipped.has(s)) continue
+      const e = this.slotHashPool[entries.length]!
+      e.slot = s
+      e.hash = new PublicKey(this.slotHashOf(s)).toBase58()
+      entries.push(e)
+    }
+    this.svm.setSlotHashes(entries)
+  }
+
+  slot (): bigint { return this.svm.getClock().slot }
+
+  advanceSlots (n: number | bigint): void { this.warpToSlot(this.slot() + BigInt(n)) }
 
   funded (lamports = 10_000_000_000n): Keypair {
     const k = Keypair.generate()
@@ -60,6 +107,7 @@ export class Chain {
 
   setTime (unixTimestamp: bigint): void {
     const c = this.svm.getClock()
+    // the Clock constructor takes (slot, epochStartTimestamp, epoch, leaderScheduleEpoch, unixTimestamp)
     this.svm.setClock(new Clock(c.slot, c.epochStartTimestamp, c.epoch, c.leaderScheduleEpoch, unixTimestamp))
   }
 

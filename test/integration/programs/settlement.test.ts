@@ -149,6 +149,9 @@ describe('settlement program: network config', () => {
     const net = new Net(chain)
     const bad: Array<Partial<Params>> = [
       { bountyBps: 5_001 },
+      { seedDelaySlots: 0 },
+      { seedDelaySlots: 257 },
+      { deadlineBaseSecs: 0 },
       { unbondingDelay: 3600n, challengeDelay: 3600n },
       { slashBps: 10_001 },
       { samplingPpm: 0 },
