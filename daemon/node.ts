@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { Type } from '@sinclair/typebox'
 import { Ajv } from 'ajv'
 import { LevelDatastore } from 'datastore-level'
+import { MemoryDatastore } from 'datastore-core'
 import { Genesis, genesisHash as hashGenesis } from '../protocols/genesis.js'
 import { gossipTopic } from '../protocols/names.js'
 import type { DaemonOptions } from './options.js'
@@ -123,7 +124,9 @@ export class BitflowDaemon {
       maxConnections: o.connections.maxConnections,
       maxInboundPerSecondPerIp: o.connections.maxInboundPerSecondPerIp,
       allowList: o.connections.allowList,
-      datastore: this.#datastore,
+      // libp2p's peer store and DHT records stay in memory: persisting them rewrote LevelDB on every
+      // mesh graft/prune and identify, the hottest path of a busy daemon; the network rebuilds them
+      datastore: new MemoryDatastore(),
       ...(o.metrics.enabled ? { metricsRegistry: this.metrics.registry } : {}),
       providerRecordTtlMs: this.preset.params.providerRecordTtlMs,
       scoredTopics: (['liveness', 'committee', 'execution', 'probe'] as const).map(k => gossipTopic(o.network, k))

@@ -43,6 +43,10 @@ export interface Libp2pConfig {
   providerRecordTtlMs: number
   /** gossip topics whose invalid messages lower the sender's peer score */
   scoredTopics: string[]
+  /** extra kad-dht record validators by key namespace (e.g. the taskpack registry's `bitflow-registry`) */
+  dhtValidators?: Record<string, (key: Uint8Array, value: Uint8Array) => void | Promise<void>>
+  /** extra kad-dht record selectors by key namespace */
+  dhtSelectors?: Record<string, (key: Uint8Array, records: Uint8Array[]) => number | Promise<number>>
 }
 
 /** Largest gossip message any BitFlow topic accepts; topic validators enforce tighter limits. */
@@ -87,13 +91,21 @@ export async function createBitflowLibp2p (config: Libp2pConfig): Promise<Bitflo
         peerInfoMapper: config.local ? passthroughMapper : removePrivateAddressesMapper,
         allowQueryWithZeroPeers: true,
         providers: { provideValidity: config.providerRecordTtlMs, cleanupInterval: Math.max(1000, Math.floor(config.providerRecordTtlMs / 2)) },
-        reprovide: { validity: config.providerRecordTtlMs, interval: Math.max(1000, Math.floor(config.providerRecordTtlMs / 3)), threshold: Math.floor(config.providerRecordTtlMs / 2) }
+        reprovide: { validity: config.providerRecordTtlMs, interval: Math.max(1000, Math.floor(config.providerRecordTtlMs / 3)), threshold: Math.floor(config.providerRecordTtlMs / 2) },
+        ...(config.dhtValidators !== undefined ? { validators: config.dhtValidators } : {}),
+        ...(config.dhtSelectors !== undefined ? { selectors: config.dhtSelectors } : {})
       }),
       pubsub: gossipsub({
         emitSelf: false,
         allowPublishToZeroTopicPeers: true,
         ignoreDuplicatePublishError: true,
         fallbackToFloodsub: false,
+        // a smaller mesh than gossipsub's default (6): every message costs D sends and about D
+        // duplicate receptions per daemon, and a local test net runs dozens of daemons on 2 cores
+        ...(config.local ? { D: 4, Dlo: 3, Dhi: 8, Dlazy: 4 } : {}),
+        // IDONTWANT (gossipsub 1.2) saves bandwidth only for large messages; for our small
+        // heartbeats it doubles the number of frames each daemon sends
+        idontwantMinDataSize: 16 * 1024,
         // dedupe on a hash of the signed content before verifying signatures again
         fastMsgIdFn: (msg) => createHash('sha1')
           .update(msg.from ?? new Uint8Array())

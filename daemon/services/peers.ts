@@ -26,6 +26,9 @@ export class PeerMaintainer {
   readonly #kept = new Set<string>()
   #timer: NodeJS.Timeout | undefined
   #running = false
+  /** DHT walks back off while they find nothing new: 2 s, 4 s, ... up to a minute */
+  #walkBackoffMs = 0
+  #nextWalkAt = 0
   readonly #controller = new AbortController()
   readonly #onIdentify = (evt: CustomEvent<IdentifyResult>): void => {
     if (evt.detail.protocols.includes(this.#config.networkProtocol)) void this.#keep(evt.detail.peerId)
@@ -85,7 +88,12 @@ export class PeerMaintainer {
         // peers we only heard of through our private DHT have no protocols recorded yet
         filters: [p => p.addresses.length > 0 && (p.protocols.length === 0 || p.protocols.includes(this.#config.networkProtocol))]
       })).filter(p => !connected.has(p.id.toString()) && p.id.toString() !== self)
-      if (candidates.length < deficit) await this.#discover()
+      if (candidates.length < deficit && Date.now() >= this.#nextWalkAt) {
+        await this.#discover()
+        this.#walkBackoffMs = Math.min(60_000, Math.max(this.#config.intervalMs, this.#walkBackoffMs * 2))
+        this.#nextWalkAt = Date.now() + this.#walkBackoffMs
+      }
+      if (candidates.length >= deficit) this.#walkBackoffMs = 0
       for (const peer of shuffle(candidates).slice(0, deficit)) {
         try {
           await this.#libp2p.dial(peer.id, { signal: AbortSignal.any([this.#controller.signal, AbortSignal.timeout(5000)]) })

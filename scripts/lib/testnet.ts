@@ -252,7 +252,7 @@ function cleanEnv (): NodeJS.ProcessEnv {
 
 async function peerCount (d: { rpcUrl: string }): Promise<number> {
   try {
-    return (await new BitflowClient(d.rpcUrl, { timeoutMs: 5000 }).peers()).length
+    return (await new BitflowClient(d.rpcUrl, { timeoutMs: 15_000 }).peers()).length
   } catch {
     return -1
   }

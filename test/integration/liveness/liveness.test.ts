@@ -6,7 +6,7 @@ import { encodeHeartbeat, type HeartbeatBody } from '../../../protocols/liveness
 import { encodeCommitteeMessage } from '../../../protocols/liveness/committee.js'
 import { tempDir, spawnDaemon, cleanup, eventually, metricValue, type SpawnedDaemon } from '../../helpers/daemon.js'
 
-const HEARTBEAT_MS = 1000
+const HEARTBEAT_MS = 2000
 const ROUND_MS = 3000
 const dir = tempDir('liveness')
 const net = new Testnet(join(dir, 'net'))
