@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Testnet, type TestnetDaemon } from '../lib/testnet.js'
 import type { BenchResult } from './report.js'
+import { loadNetworkPreset } from '../../daemon/preset.js'
 
 const CLK_TCK = 100
 
@@ -68,7 +69,8 @@ export async function benchLiveness (options: { oracles?: number, nodes?: number
         { name: 'CPU per node', value: mean(idx('node').map(cpuPct)), unit: '% of a core' }
       ],
       notes: [
-        `Steady-state window of ${Math.round(seconds)} s after the table was complete; local preset timings (heartbeat 1 s, round 3 s).`,
+        `Steady-state window of ${Math.round(seconds)} s after the table was complete; local preset timings (heartbeat ${loadNetworkPreset('local').params.heartbeatIntervalMs / 1000} s, round ${loadNetworkPreset('local').params.roundIntervalMs / 1000} s).`,
+        `All ${oracles + nodes} daemons share this machine's cores: when their total demand passes the cores available, start-up times stretch.`,
         'Gossip payload counts message bytes received (validated) plus published by each daemon; gossipsub framing and IHAVE/IWANT control traffic are not included.'
       ]
     }
