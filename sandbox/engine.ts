@@ -1,6 +1,6 @@
 /** Connecting to bitflow's Docker engine and finding the runtime image. */
 import { readFile, stat } from 'node:fs/promises'
-import Docker from 'dockerode'
+import type Docker from 'dockerode'
 import { EngineUnavailableError, ImageUnavailableError } from './errors.js'
 
 export interface EngineInfo { version: string, apiVersion: string, cgroupVersion?: string }
@@ -13,7 +13,9 @@ export async function connectEngine (socketPath: string, options: { signal?: Abo
   } catch (err) {
     throw new EngineUnavailableError(socketPath, err)
   }
-  const docker = new Docker({ socketPath, timeout: options.timeoutMs ?? 10_000 })
+  // loaded on first use: dockerode (and its gRPC stack) costs every bitflowd start otherwise
+  const { default: DockerClient } = await import('dockerode')
+  const docker = new DockerClient({ socketPath, timeout: options.timeoutMs ?? 10_000 })
   const signal = anySignal(options.signal, AbortSignal.timeout(options.timeoutMs ?? 10_000))
   try {
     const v = await withSignal(docker.version(), signal)
