@@ -4,7 +4,6 @@
  * requests, and a SIGKILL + restart that keeps every confirmed account.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { execFileSync } from 'node:child_process'
 import { appendFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -18,10 +17,10 @@ import {
   CONFIG_SIZE, NODE_SIZE, configAddress, decodeConfig, decodeNode, initializeConfig, nodeAddress, paramsAreSafe,
   registerNode, updateCapacity, vaultAddress, type Params
 } from '../../../programs/client/index.js'
-import { projectRoot } from '../../../daemon/paths.js'
 import { airdrop, createStakeMint, fundOwners, localChainRunning, startLocalChain, stopLocalChain, type LocalChain } from '../../../programs/chain/testnet.js'
 import { base58Encode } from '../../../programs/chain/codec.js'
 import { BLOCKHASH_TTL_SLOTS } from '../../../programs/chain/constants.js'
+import { ensureProgramBuilt, until } from './helpers.js'
 
 /** Network parameters of the test network (the program checks them: paramsAreSafe). */
 const PARAMS: Params = {
@@ -48,17 +47,6 @@ let chain: LocalChain | undefined
 let connection: Connection
 const payer = Keypair.generate()
 
-/** Polls until check() returns a value; the failure names what was awaited. */
-async function until<T> (what: string, check: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await check()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-}
-
 async function rpc (url: string, body: string, contentType = 'application/json'): Promise<{ status: number, json: any }> {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': contentType }, body })
   const text = await res.text()
@@ -68,9 +56,7 @@ async function rpc (url: string, body: string, contentType = 'application/json')
 }
 
 beforeAll(async () => {
-  if (!existsSync(join(projectRoot(), 'programs', 'settlement', 'build', 'bitflow_settlement.so'))) {
-    execFileSync('sh', [join(projectRoot(), 'scripts', 'build-program.sh'), '--quiet'], { stdio: ['ignore', 'ignore', 'inherit'] })
-  }
+  ensureProgramBuilt()
   root = mkdtempSync(join(tmpdir(), 'bitflow-chain-'))
   chainDir = join(root, 'chain')
   chain = await startLocalChain({ dir: chainDir, slotMs: 25, logLevel: 'warn' })
