@@ -30,12 +30,14 @@ fi
 PATH="$toolchain/bin:$PATH"
 export PATH
 
-# 2. npm dependencies, reinstalled only when package-lock.json changed.
-lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
-if [ "$(cat node_modules/.bitflow-lock-hash 2>/dev/null || true)" != "$lock_hash" ]; then
-  say "installing npm dependencies (npm ci)"
-  npm ci --no-audit --no-fund --loglevel=error >/dev/null
-  echo "$lock_hash" > node_modules/.bitflow-lock-hash
+# 2. npm dependencies from package-lock.json, reinstalled only when it or package.json changed.
+#    `npm install` rather than `npm ci`: litesvm 1.5 lists platform packages at versions that were
+#    never published for other platforms, which `npm ci` refuses as an out-of-sync lock file.
+deps_hash() { cat package.json package-lock.json | sha256sum | cut -d' ' -f1; }
+if [ "$(cat node_modules/.bitflow-deps-hash 2>/dev/null || true)" != "$(deps_hash)" ]; then
+  say "installing npm dependencies"
+  npm install --no-audit --no-fund --loglevel=error >/dev/null
+  deps_hash > node_modules/.bitflow-deps-hash
 fi
 
 # 3. TypeScript build (incremental).
