@@ -11,6 +11,11 @@ import { commentedConfig } from './configfile.js'
 import { BitflowDaemon } from './node.js'
 import { softwareVersion } from './paths.js'
 import { registerTaskpackCommands } from './commands/taskpack.js'
+import { registerStakeCommands } from './commands/stake.js'
+import { registerAgentCommands } from './commands/agent.js'
+import { registerTensorCommands } from './commands/tensor.js'
+import { registerModelCommands } from './commands/model.js'
+import { registerDatasetCommands } from './commands/dataset.js'
 
 /** commander argument parsers that report errors naming the option */
 const asArg = <T>(fn: (v: string, name: string) => T, name: string) => (value: string): T => {
@@ -36,6 +41,7 @@ interface RunFlags {
   metricsPort?: number
   metrics?: boolean
   solanaRpc?: string
+  programId?: string
   logLevel?: PartialOptions['logLevel']
   specialization?: string[]
   taskSlots?: number
@@ -55,6 +61,7 @@ function flagsToLayer (f: RunFlags): PartialOptions {
   if (f.rpcPort !== undefined || f.rpcHost !== undefined) layer.rpc = { ...(f.rpcPort !== undefined ? { port: f.rpcPort } : {}), ...(f.rpcHost !== undefined ? { host: f.rpcHost } : {}) }
   if (f.metricsPort !== undefined || f.metrics === false) layer.metrics = { ...(f.metricsPort !== undefined ? { port: f.metricsPort } : {}), ...(f.metrics === false ? { enabled: false } : {}) }
   if (f.solanaRpc !== undefined) layer.solanaRpc = f.solanaRpc
+  if (f.programId !== undefined) layer.programId = f.programId
   if (f.logLevel !== undefined) layer.logLevel = f.logLevel
   if (f.specialization !== undefined || f.taskSlots !== undefined || f.simulateGpu !== undefined) {
     layer.node = {
@@ -114,6 +121,7 @@ export function buildCli (): Command {
     .option('--metrics-port <port>', 'Prometheus metrics port (0 = any free port)', asArg(parsePort, '--metrics-port'))
     .option('--no-metrics', 'do not serve metrics')
     .option('--solana-rpc <url>', 'Solana JSON-RPC URL')
+    .option('--program-id <address>', 'settlement program id (turns settlement on)')
     .addOption(new Option('--log-level <level>', 'log level').argParser(asArg(parseLogLevel, '--log-level')))
     .option('--specialization <taskId>', 'a task id this node runs (repeatable)', collect)
     .option('--task-slots <n>', 'tasks this node runs at once', asArg(parseCount, '--task-slots'))
@@ -165,6 +173,11 @@ export function buildCli (): Command {
     })
 
   registerTaskpackCommands(program)
+  registerStakeCommands(program)
+  registerAgentCommands(program)
+  registerTensorCommands(program)
+  registerModelCommands(program)
+  registerDatasetCommands(program)
   return program
 }
 

@@ -36,6 +36,11 @@ export class BitflowMetrics {
   readonly contentPeersPenalized = new Counter({ name: 'bitflow_content_peers_penalized_total', help: 'peers dropped for sending content that does not match its CID or was not asked for', labelNames: ['reason'] as const, registers: [this.registry] })
   readonly registryRecords = new Counter({ name: 'bitflow_registry_records_total', help: 'taskpack registry DHT records checked by the validator, by verdict', labelNames: ['verdict'] as const, registers: [this.registry] })
 
+  // agent scoring (daemon/services/agents.ts)
+  readonly agentSubmissions = new Counter({ name: 'bitflow_agent_submissions_total', help: 'agent submissions by outcome (accepted, rejected)', labelNames: ['outcome'] as const, registers: [this.registry] })
+  readonly agentRuns = new Counter({ name: 'bitflow_agent_runs_total', help: 'sandboxed agent runs (one agent on one task) by outcome', labelNames: ['outcome'] as const, registers: [this.registry] })
+  readonly agentRounds = new Counter({ name: 'bitflow_agent_scoring_rounds_total', help: 'agent scoring rounds completed by this validator', registers: [this.registry] })
+
   constructor () {
     collectDefaultMetrics({ register: this.registry, prefix: 'bitflow_' })
   }

@@ -34,6 +34,7 @@ export const DaemonOptionsSchema = Type.Object({
     port: Type.Integer({ minimum: 0, maximum: 65535, description: 'metrics port; 0 picks a free port' })
   }, { additionalProperties: false }),
   solanaRpc: Type.String({ description: 'Solana JSON-RPC URL used for settlement' }),
+  programId: Type.Optional(Type.String({ pattern: '^[1-9A-HJ-NP-Za-km-z]{32,44}$', description: 'the settlement program id; without it settlement is off and admission comes from the genesis only' })),
   logLevel: Type.Union(LOG_LEVELS.map(l => Type.Literal(l)), { description: 'log level' }),
   node: Type.Object({
     specializations: Type.Array(Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._:/@-]+$' }), { maxItems: 64, uniqueItems: true, description: 'task ids this node (or validator) runs; advertised in heartbeats and the DHT' }),
@@ -41,6 +42,9 @@ export const DaemonOptionsSchema = Type.Object({
     simulateGpu: Type.Optional(Type.String({ pattern: '^[^:]{1,128}:[0-9]+(\\.[0-9]+)?([KMGT]i?B?)?$', description: 'local networks only: advertise a GPU, MODEL:VRAM (e.g. A100:80GiB), to exercise GPU paths without one' }))
   }, { additionalProperties: false }),
   byzantine: Type.Optional(Type.Union([Type.Literal('equivocate')], { description: 'local networks only: misbehave on purpose so tests and demos can watch the protocol catch it' })),
+  publishers: Type.Optional(Type.Object({
+    allow: Type.Array(Type.String({ pattern: '^12D3KooW[1-9A-HJ-NP-Za-km-z]{44}$' }), { maxItems: 1024, uniqueItems: true, description: 'taskpack publishers (peer ids) this node trusts: resolve prefers them when several publishers use a name' })
+  }, { additionalProperties: false })),
   connections: Type.Object({
     maxConnections: Type.Integer({ minimum: 1, description: 'most open libp2p connections' }),
     maxInboundPerSecondPerIp: Type.Integer({ minimum: 1, description: 'inbound connection rate per remote IP (loopback test nets share one IP)' }),
@@ -220,6 +224,7 @@ const ENV: Record<string, EnvSpec['parse']> = {
   BITFLOW_RPC_PORT: v => ({ rpc: { port: parsePort(v, 'BITFLOW_RPC_PORT') } }),
   BITFLOW_METRICS_PORT: v => ({ metrics: { port: parsePort(v, 'BITFLOW_METRICS_PORT') } }),
   BITFLOW_SOLANA_RPC: v => ({ solanaRpc: v }),
+  BITFLOW_PROGRAM_ID: v => ({ programId: v }),
   BITFLOW_LOG_LEVEL: v => ({ logLevel: parseLogLevel(v, 'BITFLOW_LOG_LEVEL') }),
   BITFLOW_SPECIALIZATIONS: v => ({ node: { specializations: list(v) } })
 }

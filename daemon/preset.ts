@@ -16,6 +16,25 @@ export const NetworkParamsSchema = Type.Object({
 
 export type NetworkParams = Static<typeof NetworkParamsSchema>
 
+/** Settlement parameters the network's on-chain config is initialized with (program units). */
+export const SettlementParamsSchema = Type.Object({
+  minStake: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'stake-mint base units' }),
+  unbondingDelaySecs: Type.Integer({ minimum: 1, description: 'must exceed the challenge delay' }),
+  challengeDelaySecs: Type.Integer({ minimum: 0 }),
+  minFee: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'stake-mint base units per task' }),
+  samplingProbability: Type.Number({ minimum: 0, maximum: 1, description: 'p' }),
+  validatorRewardMultiple: Type.Number({ minimum: 1, description: 'R (1.2)' }),
+  slashFraction: Type.Number({ minimum: 0, maximum: 1 }),
+  bountyShare: Type.Number({ minimum: 0, maximum: 0.5, description: 'of a slash, to the proving validator' }),
+  computeCost: Type.Number({ minimum: 0, description: 'C, in units of the task payment' }),
+  collusion: Type.Number({ minimum: 0, maximum: 0.99, description: 'r, assumed colluding fraction' }),
+  minStakeRatio: Type.Number({ minimum: 0, description: 'stake / payments in flight' }),
+  seedDelaySlots: Type.Integer({ minimum: 1, maximum: 256, description: 'K' }),
+  deadlineBaseSecs: Type.Integer({ minimum: 1 }),
+  deadlinePer100CuSecs: Type.Integer({ minimum: 0 })
+}, { additionalProperties: false })
+export type SettlementParams = Static<typeof SettlementParamsSchema>
+
 export const NetworkPresetSchema = Type.Object({
   network: Type.String({ pattern: '^[a-z][a-z0-9-]{0,31}$' }),
   description: Type.String(),
@@ -24,6 +43,7 @@ export const NetworkPresetSchema = Type.Object({
   /** null: the genesis is generated (test nets) or not yet published (before launch) */
   genesis: Type.Union([Genesis, Type.Null()]),
   params: NetworkParamsSchema,
+  settlement: SettlementParamsSchema,
   /** option defaults for this network, in config-file form */
   options: Type.Record(Type.String(), Type.Unknown())
 }, { additionalProperties: false })

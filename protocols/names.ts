@@ -15,3 +15,8 @@ export function kadProtocol (network: string): string {
 export function streamProtocol (network: string, name: string): string {
   return `/bitflow/${network}/${name}/1.0.0`
 }
+
+/** The bulk block-transfer protocol for tensors and taskpacks (daemon/content/transfer.ts). */
+export function blocksProtocol (network: string): string {
+  return streamProtocol(network, 'blocks')
+}

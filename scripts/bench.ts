@@ -2,12 +2,14 @@ import { join } from 'node:path'
 import { projectRoot } from '../daemon/paths.js'
 import { toMarkdown, writeReport, type BenchResult } from './bench/report.js'
 import { benchSwarm } from './bench/swarm.js'
+import { benchTransfer } from './bench/transfer.js'
 import { benchLiveness } from './bench/liveness.js'
 import { benchSandbox } from './bench/sandbox.js'
 
 /** Every benchmark, by name. `npm run bench` runs them all; `npm run bench -- NAME...` runs some. */
 const BENCHES: Record<string, () => Promise<BenchResult>> = {
   swarm: async () => await benchSwarm(),
+  transfer: async () => await benchTransfer(),
   liveness: async () => await benchLiveness(),
   sandbox: async () => {
     const r = await benchSandbox()

@@ -6,7 +6,7 @@ const count = (name: string) => (v: string): number => {
   return Number(v)
 }
 
-interface UpFlags { oracles: number, nodes: number, validators: number, dir?: string, logLevel: string, timeout: number }
+interface UpFlags { oracles: number, nodes: number, validators: number, dir?: string, logLevel: string, timeout: number, chain: string | boolean, specialization?: string[] }
 
 function addUpOptions (cmd: Command): Command {
   return cmd
@@ -15,6 +15,14 @@ function addUpOptions (cmd: Command): Command {
     .option('--validators <n>', 'validator daemons', count('--validators'), 1)
     .option('--log-level <level>', 'daemon log level', 'info')
     .option('--timeout <seconds>', 'how long to wait for the swarm to connect', count('--timeout'), 120)
+    .option('--specialization <taskId>', 'task id every node and validator specializes in (repeatable; default demo)', (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
+    .option('--chain <kind>', 'the local chain: litesvm (default) or solana-test-validator (when on PATH)')
+    .option('--no-chain', 'do not start a local Solana chain')
+}
+
+function parseChainKind (v: string): 'litesvm' | 'solana-test-validator' {
+  if (v !== 'litesvm' && v !== 'solana-test-validator') throw new TestnetError(`--chain must be litesvm or solana-test-validator, not '${v}'`)
+  return v
 }
 
 async function up (flags: UpFlags, dir: string | undefined): Promise<Testnet> {
@@ -26,6 +34,9 @@ async function up (flags: UpFlags, dir: string | undefined): Promise<Testnet> {
     validators: flags.validators,
     logLevel: flags.logLevel,
     timeoutMs: flags.timeout * 1000,
+    chain: flags.chain !== false,
+    ...(typeof flags.chain === 'string' ? { chainKind: parseChainKind(flags.chain) } : {}),
+    ...(flags.specialization !== undefined ? { specializationsFor: () => flags.specialization! } : {}),
     onProgress: m => { console.log(`testnet: ${m}`) }
   })
   console.log(`testnet: ${file.daemons.length} daemons up in ${((performance.now() - started) / 1000).toFixed(1)} s; wrote ${net.file}`)
@@ -40,12 +51,15 @@ async function printStatus (net: Testnet): Promise<void> {
   const width = Object.fromEntries(cols.map(c => [c, Math.max(c.length, ...table.map(t => t[c].length))]))
   console.log(cols.map(c => c.toUpperCase().padEnd(width[c]!)).join('  '))
   for (const t of table) console.log(cols.map(c => t[c].padEnd(width[c]!)).join('  '))
+  const chain = net.load()?.chain
+  if (chain !== undefined) console.log(`\nchain: ${chain.rpcUrl} (ws ${chain.wsUrl}) pid ${chain.pid}; program ${chain.programId}; config ${chain.config}; stake mint ${chain.stakeMint}`)
 }
 
 async function down (net: Testnet): Promise<void> {
   const { stopped, killed } = await net.down()
+  const daemons = stopped.filter(n => n !== 'chain')
   if (stopped.length === 0) console.log(`no running test net in ${net.dir}`)
-  else console.log(`testnet: stopped ${stopped.length} daemons${killed.length > 0 ? ` (${killed.join(', ')} needed SIGKILL)` : ''}; data and logs kept in ${net.dir}`)
+  else console.log(`testnet: stopped ${daemons.length} daemons${stopped.includes('chain') ? ' and the chain' : ''}${killed.length > 0 ? ` (${killed.join(', ')} needed SIGKILL)` : ''}; data and logs kept in ${net.dir}`)
 }
 
 const program = new Command('testnet')

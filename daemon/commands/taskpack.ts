@@ -7,6 +7,9 @@ import { TASK_TYPES, type TaskType } from '../../protocols/taskpack/manifest.js'
 import { validateTaskpackDir, packTaskpack, type TaskpackCheck } from '../../protocols/taskpack/validate.js'
 import { TaskpackError } from '../../protocols/taskpack/errors.js'
 import { createTensor, encodeSafetensors, type Tensor } from '../../protocols/tensor/safetensors.js'
+import { addDaemonOptions, daemonCall, daemonClient, type DaemonFlags } from './daemon-client.js'
+import type { PublishTaskpackResult, ResolveTaskpackResult, RegistryEntryResult } from '../content/types.js'
+import { registerTaskpackRunCommand } from './taskpack-run.js'
 
 /**
  * `bitflowd taskpack init|validate|pack`: offline commands that work on a directory and never touch
@@ -169,7 +172,7 @@ function summary (check: TaskpackCheck): Record<string, unknown> {
 }
 
 export function registerTaskpackCommands (program: Command): Command {
-  const taskpack = program.command('taskpack').description('create, check and pack taskpacks (offline; never touches the data dir)')
+  const taskpack = program.command('taskpack').description('create, check and pack taskpacks (offline), and publish, resolve and list them through the running daemon')
 
   taskpack.command('init')
     .description('create a working taskpack scaffold in <dir>')
@@ -218,5 +221,51 @@ export function registerTaskpackCommands (program: Command): Command {
       })
     })
 
+  addDaemonOptions(taskpack.command('publish')
+    .description('pack <dir> into the running daemon\'s store, pin it and publish a signed registry record name@version -> CID')
+    .argument('<dir>', 'taskpack directory'))
+    .option('--json', 'print the result as JSON')
+    .action(async (dir: string, flags: DaemonFlags) => {
+      await guard(async () => {
+        const res = await daemonCall(async () => await daemonClient(flags).call<PublishTaskpackResult>('bitflow_publishTaskpack', [resolve(dir)]))
+        if (flags.json === true) { console.log(JSON.stringify(res, null, 2)); return }
+        for (const w of res.warnings) process.stderr.write(`warning: ${w}\n`)
+        console.log(`${res.existing ? 'already published' : 'published'} ${res.record.name}@${res.record.version} -> ${res.record.cid}`)
+        console.log(`  publisher: ${res.record.publisher}\n  checksum:  ${res.record.sha256}\n  files:     ${res.files} (${res.bytes} bytes)`)
+      })
+    })
+
+  addDaemonOptions(taskpack.command('resolve')
+    .description('find the publishers of <name>@<version> in the swarm (allow-listed publishers preferred)')
+    .argument('<ref>', 'name@version'))
+    .option('--fetch', 'also fetch, verify and pin the chosen taskpack')
+    .option('--publisher <peerId>', 'choose this publisher')
+    .option('--json', 'print the result as JSON')
+    .action(async (ref: string, flags: DaemonFlags & { fetch?: boolean, publisher?: string }) => {
+      await guard(async () => {
+        const res = await daemonCall(async () => await daemonClient(flags).call<ResolveTaskpackResult>('bitflow_resolveTaskpack', [ref, { ...(flags.fetch === true ? { fetch: true } : {}), ...(flags.publisher !== undefined ? { publisher: flags.publisher } : {}) }]))
+        if (flags.json === true) { console.log(JSON.stringify(res, null, 2)); return }
+        if (res.chosen === null) throw new BitflowError('ERR_TASKPACK_NOT_FOUND', res.note)
+        console.log(res.chosen.cid)
+        process.stderr.write(`${res.note}\n`)
+        if (res.ambiguous) for (const p of res.publishers) process.stderr.write(`  ${p.publisher === res.chosen.publisher ? '*' : ' '} ${p.publisher} ${p.cid} ${p.publishedAt}${p.allowListed ? ' (allow-listed)' : ''}\n`)
+        if (res.fetched !== undefined) process.stderr.write(`fetched ${res.fetched.bytes} bytes (${res.fetched.source}), verified and pinned\n`)
+      })
+    })
+
+  addDaemonOptions(taskpack.command('list')
+    .description('taskpack registry records the running daemon knows (its own and those it resolved)'))
+    .option('--publisher <peerId>', 'only this publisher')
+    .option('--json', 'print as JSON')
+    .action(async (flags: DaemonFlags & { publisher?: string }) => {
+      await guard(async () => {
+        const list = await daemonCall(async () => await daemonClient(flags).call<RegistryEntryResult[]>('bitflow_listTaskpacks', [flags.publisher !== undefined ? { publisher: flags.publisher } : {}]))
+        if (flags.json === true) { console.log(JSON.stringify(list, null, 2)); return }
+        if (list.length === 0) { console.log('no taskpacks'); return }
+        for (const e of list) console.log(`${e.name}@${e.version}\t${e.cid}\t${e.publisher}${e.allowListed ? '\tallow-listed' : ''}`)
+      })
+    })
+
+  registerTaskpackRunCommand(taskpack)
   return taskpack
 }

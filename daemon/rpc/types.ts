@@ -104,3 +104,69 @@ export const CommitteeRoundSchema = Type.Object({
   equivocators: Type.Array(Type.String()),
   table: Type.Array(TableEntrySchema)
 })
+
+// ---- agent scoring (daemon/services/agents.ts) ----
+
+export const AgentSubmissionSchema = Type.Object({
+  submitter: Type.String(),
+  sha256: Type.String({ description: 'hex sha256 of agent.py' }),
+  bytes: Type.Integer(),
+  submittedAt: Type.String(),
+  imports: Type.Array(Type.String(), { description: 'top-level standard-library modules it imports' }),
+  warnings: Type.Array(Type.String(), { description: 'accepted, but e.g. a module the validator disqualifies' })
+})
+
+const AgentTaskScoreSchema = Type.Object({
+  task: Type.String(),
+  passed: Type.Integer(),
+  total: Type.Integer(),
+  outcome: Type.Union(['passed', 'failed', 'timeout', 'oom', 'error', 'bad-output'].map(s => Type.Literal(s))),
+  reason: Type.Optional(Type.String()),
+  durationMs: Type.Optional(Type.Integer())
+})
+
+export const AgentRankingsSchema = Type.Object({
+  scoredAt: Type.Union([Type.String(), Type.Null()], { description: 'null until a round has been scored' }),
+  seed: Type.Integer({ description: 'seed of the randomly drawn cases' }),
+  suite: Type.Object({ tasks: Type.Array(Type.String()), assertions: Type.Integer() }),
+  taskTimeoutMs: Type.Integer(),
+  rewardPool: Type.Number(),
+  rewardUnit: Type.String(),
+  rankings: Type.Array(Type.Object({
+    rank: Type.Integer(),
+    submitter: Type.String(),
+    sha256: Type.String(),
+    score: Type.Integer({ minimum: 0, maximum: 100 }),
+    passed: Type.Integer(),
+    total: Type.Integer(),
+    reward: Type.Number({ description: 'simulated: the pool split in proportion to scores' }),
+    reason: Type.String({ description: 'why the score is below 100 (empty at 100)' }),
+    disqualified: Type.Boolean(),
+    tasks: Type.Array(AgentTaskScoreSchema)
+  }))
+})
+
+export const NetworkParamsResultSchema = Type.Object({
+  source: Type.Union([Type.Literal('chain'), Type.Literal('preset')]),
+  network: Type.String(),
+  programId: Type.Union([Type.String(), Type.Null()]),
+  config: Type.Union([Type.String(), Type.Null()]),
+  committeeEpoch: Type.Union([Type.Integer(), Type.Null()]),
+  threshold: Type.Union([Type.Integer(), Type.Null()]),
+  params: Type.Record(Type.String(), Type.Union([Type.Number(), Type.String()])),
+  safety: Type.Object({ safe: Type.Boolean(), margin: Type.Number(), minSamplingProbability: Type.Number(), explanation: Type.String() }),
+  lastError: Type.Union([Type.String(), Type.Null()]),
+  refreshedAt: Type.Union([Type.String(), Type.Null()])
+})
+
+export const RegistryEntrySchema = Type.Object({
+  operator: Type.String(),
+  owner: Type.String(),
+  account: Type.String(),
+  status: Type.String(),
+  stake: Type.String({ description: 'stake-mint base units' }),
+  unbonding: Type.String(),
+  paymentsInFlight: Type.String(),
+  capacity: Type.Integer(),
+  specializations: Type.Array(Type.String({ description: 'hex of the 32-byte task id' }))
+})

@@ -7,6 +7,9 @@ import { LivenessService, HeartbeatService } from './liveness.js'
 import { CommitteeService } from './committee.js'
 import { DiscoveryService } from './discovery.js'
 import { DebugService } from './debug.js'
+import { SettlementService } from './settlement.js'
+import { ContentService } from '../content/service.js'
+import { AgentService } from './agents.js'
 
 /**
  * Every daemon service, in dependency order: built in this order before the network starts,
@@ -38,7 +41,10 @@ export const SERVICES: ServiceFactory[] = [
     name: 'heartbeat',
     create: ctx => ctx.options.roles.includes('node') || ctx.options.roles.includes('validator') ? new HeartbeatService(ctx) : undefined
   },
+  { name: 'settlement', create: ctx => new SettlementService(ctx) },
   { name: 'committee', create: ctx => new CommitteeService(ctx) },
   { name: 'discovery', create: ctx => new DiscoveryService(ctx) },
-  { name: 'debug', create: ctx => ctx.preset.local ? new DebugService(ctx) : undefined }
+  { name: 'debug', create: ctx => ctx.preset.local ? new DebugService(ctx) : undefined },
+  { name: 'content', create: ctx => { const content = new ContentService(ctx); content.registerRpc(ctx.registry, ctx.hub); return content } },
+  { name: 'agents', create: ctx => new AgentService(ctx) }
 ]

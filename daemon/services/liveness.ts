@@ -157,6 +157,9 @@ export class HeartbeatService implements DaemonService {
   addDatasetSource (source: () => string[]): void { this.#datasetSources.push(source) }
 
   async start (): Promise<void> {
+    // the content service (built after this one) knows which datasets this node holds
+    const content = this.#ctx.services.find<DaemonService & { datasets: () => string[] }>('content')
+    if (content !== undefined) this.addDatasetSource(() => content.datasets())
     this.#hardware = await detectHardware(this.#ctx.options.node.simulateGpu, this.#ctx.signal)
     this.#bootEpoch = nextBootEpoch(this.#ctx.dataDir.sub('boot-epoch'))
     await this.#publish()

@@ -7,6 +7,8 @@ import { projectRoot } from '../../daemon/paths.js'
 import { BitflowClient } from '../../daemon/rpc/client.js'
 import type { Genesis } from '../../protocols/genesis.js'
 import type { RuntimeInfo } from '../../daemon/node.js'
+import { genesisHash as hashGenesis } from '../../protocols/genesis.js'
+import { setupTestnetChain, stopTestnetChain, testnetChainRunning, type TestnetChain } from './testnet-chain.js'
 
 export type TestnetRole = 'oracle' | 'node' | 'validator'
 
@@ -31,6 +33,8 @@ export interface TestnetFile {
   createdAt: string
   genesisFile: string
   daemons: TestnetDaemon[]
+  /** the local Solana chain with the settlement program; absent for a net started without one */
+  chain?: TestnetChain
 }
 
 export interface UpOptions {
@@ -41,6 +45,12 @@ export interface UpOptions {
   extraArgs?: string[]
   /** extra flags for one daemon, by name (oracle-1, node-2, ...) and role */
   argsFor?: (name: string, role: TestnetRole) => string[]
+  /** start the local chain, settle the genesis on it and register every node (default true) */
+  chain?: boolean
+  /** which chain: the LiteSVM local chain (default) or solana-test-validator when it is on PATH */
+  chainKind?: 'litesvm' | 'solana-test-validator'
+  /** task ids each node and validator specializes in (default ['demo']); registered on chain and advertised */
+  specializationsFor?: (name: string, role: TestnetRole) => string[]
   /** how long to wait for the swarm to connect */
   timeoutMs?: number
   logLevel?: string
@@ -81,7 +91,7 @@ export class Testnet {
     if (oracles > 7) throw new TestnetError('a committee has at most 7 oracles (one settlement transaction); use --oracles 7 or fewer')
     const total = oracles + nodes + validators
     if (total < 1) throw new TestnetError('a test net needs at least one daemon')
-    if (this.running().length > 0) throw new TestnetError(`a test net is already running in ${this.dir}; run \`npm run testnet -- down\` first`)
+    if (this.running().length > 0 || testnetChainRunning(this.dir)) throw new TestnetError(`a test net is already running in ${this.dir}; run \`npm run testnet -- down\` first`)
     if (!existsSync(DAEMON_CLI())) throw new TestnetError('bitflowd is not built; run npm run setup')
 
     rmSync(this.dir, { recursive: true, force: true })
@@ -104,6 +114,23 @@ export class Testnet {
       admittedNodes: members.filter(m => m.role !== 'oracle').map(m => ({ peerId: m.peerId, solanaAddress: m.solanaAddress }))
     }
     writeFileSync(this.genesisFile, JSON.stringify(genesis, null, 2) + '\n')
+    const specializations = (name: string, role: TestnetRole): string[] => role === 'oracle' ? [] : (options.specializationsFor?.(name, role) ?? ['demo'])
+
+    let chain: TestnetChain | undefined
+    if (options.chain !== false) {
+      try {
+        chain = await setupTestnetChain({
+          dir: this.dir,
+          genesisHash: hashGenesis(genesis),
+          members: members.map(m => ({ name: m.name, role: m.role, dataDir: m.dataDir, specializations: specializations(m.name, m.role), taskSlots: 1 })),
+          onProgress: progress,
+          ...(options.chainKind !== undefined ? { kind: options.chainKind } : {})
+        })
+      } catch (err) {
+        await stopTestnetChain(this.dir).catch(() => {})
+        throw err
+      }
+    }
 
     const started: Array<{ member: typeof members[number], pid: number, log: string, args: string[] }> = []
     const spawnOne = (member: typeof members[number], bootstrap: string[]): { member: typeof members[number], pid: number, log: string, args: string[] } => {
@@ -111,6 +138,8 @@ export class Testnet {
       const args = [DAEMON_CLI(), '--role', member.role, '--network', 'local', '--data-dir', member.dataDir,
         '--genesis-file', this.genesisFile, '--rpc-port', '0', '--metrics-port', '0',
         '--log-level', options.logLevel ?? 'info', ...bootstrap.flatMap(b => ['--bootstrap', b]), ...(options.extraArgs ?? []),
+        ...(chain !== undefined ? ['--solana-rpc', chain.rpcUrl, '--program-id', chain.programId] : []),
+        ...specializations(member.name, member.role).flatMap(s => ['--specialization', s]),
         ...(options.argsFor?.(member.name, member.role) ?? [])]
       const entry = { member, pid: spawnDaemonProcess(args, log), log, args }
       started.push(entry)
@@ -138,7 +167,7 @@ export class Testnet {
         const rt = runtimes.get(member.name)!
         return { name: member.name, role: member.role, peerId: rt.peerId, solanaAddress: rt.solanaAddress, rpcUrl: rt.rpcUrl, metricsUrl: rt.metricsUrl ?? '', dataDir: member.dataDir, pid, log, multiaddrs: rt.multiaddrs, args }
       })
-      const file: TestnetFile = { network: 'local', createdAt: genesis.createdAt, genesisFile: this.genesisFile, daemons }
+      const file: TestnetFile = { network: 'local', createdAt: genesis.createdAt, genesisFile: this.genesisFile, daemons, ...(chain !== undefined ? { chain } : {}) }
       // written before the peer wait so that `down` can stop a net that failed to connect
       writeAtomic(this.file, JSON.stringify(file, null, 2) + '\n', 0o644)
 
@@ -154,6 +183,7 @@ export class Testnet {
       return file
     } catch (err) {
       for (const s of started) killTree(s.pid, 'SIGKILL')
+      await stopTestnetChain(this.dir).catch(() => {})
       throw err
     }
   }
@@ -206,7 +236,10 @@ export class Testnet {
       while (processAlive(d.pid) && Date.now() < deadline) await sleep(50)
       if (processAlive(d.pid)) { killTree(d.pid, 'SIGKILL'); killed.push(d.name) }
     }
-    return { stopped: daemons.map(d => d.name), killed }
+    // the chain last: daemons may settle on it until they stop
+    const chain = await stopTestnetChain(this.dir)
+    if (chain === 'killed') killed.push('chain')
+    return { stopped: [...daemons.map(d => d.name), ...(chain !== 'not-running' ? ['chain'] : [])], killed }
   }
 
   async status (): Promise<Array<{ name: string, role: string, pid: number, alive: boolean, peers: number | null, rpcUrl: string, peerId: string }>> {
