@@ -3,6 +3,7 @@ import { projectRoot } from '../daemon/paths.js'
 import { toMarkdown, writeReport, type BenchResult } from './bench/report.js'
 import { benchSwarm } from './bench/swarm.js'
 import { benchTransfer } from './bench/transfer.js'
+import { benchSettlement } from './bench/settlement.js'
 import { benchLiveness } from './bench/liveness.js'
 import { benchSandbox } from './bench/sandbox.js'
 
@@ -10,6 +11,7 @@ import { benchSandbox } from './bench/sandbox.js'
 const BENCHES: Record<string, () => Promise<BenchResult>> = {
   swarm: async () => await benchSwarm(),
   transfer: async () => await benchTransfer(),
+  settlement: async () => await benchSettlement(),
   liveness: async () => await benchLiveness(),
   sandbox: async () => {
     const r = await benchSandbox()
