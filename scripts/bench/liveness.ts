@@ -33,7 +33,7 @@ export async function benchLiveness (options: { oracles?: number, nodes?: number
   const net = new Testnet(join(dir, 'net'))
   try {
     const started = performance.now()
-    const file = await net.up({ oracles, nodes, validators: 0, logLevel: 'warn', timeoutMs: 180_000 })
+    const file = await net.up({ oracles, nodes, validators: 0, logLevel: 'warn', timeoutMs: 180_000, chain: false })
     const upMs = performance.now() - started
     const oracle = file.daemons.find(d => d.role === 'oracle')!
     const nodeIds = new Set(file.daemons.filter(d => d.role === 'node').map(d => d.peerId))

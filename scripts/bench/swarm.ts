@@ -24,7 +24,7 @@ export async function benchSwarm (options: { size?: number, messages?: number, r
   const net = new Testnet(join(dir, 'net'))
   try {
     const started = performance.now()
-    const file = await net.up({ oracles: 3, nodes: size - 4, validators: 1, logLevel: 'warn' })
+    const file = await net.up({ oracles: 3, nodes: size - 4, validators: 1, logLevel: 'warn', chain: false })
     const readyMs = performance.now() - started
     const full = Math.min(8, size - 1)
     for (;;) {
