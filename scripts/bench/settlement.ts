@@ -1,8 +1,8 @@
 /**
  * Settlement benchmark: transactions settled per second through the local chain server with an
  * unmodified web3.js Connection (send → finalized, i.e. persisted), and compute units per settlement
- * instruction from getTransaction. Assignments are measured once programs/client exports an
- * `assign` builder; until then RegisterNode and UpdateCapacity stand in as real program instructions.
+ * instruction from getTransaction: assignments with a 5-of-7 committee quorum, RegisterNode,
+ * UpdateCapacity, and plain system transfers as the baseline through the same path.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -20,23 +20,11 @@ import { airdrop, createStakeMint, fundOwners, sendAndConfirm, startLocalChain, 
 import { signTransaction } from '../../programs/chain/signer.js'
 import { base58Encode } from '../../programs/chain/codec.js'
 import { percentile, type BenchResult, type Figure } from './report.js'
+import { toProgramParams } from '../../daemon/settlement/params.js'
+import { loadNetworkPreset } from '../../daemon/preset.js'
 
-const PARAMS: Params = {
-  minStake: 1_000_000_000n,
-  unbondingDelay: 7n * 24n * 3600n,
-  challengeDelay: 3600n,
-  minFee: 1_000n,
-  samplingPpm: 80_000,
-  validatorRewardBps: 12_000,
-  slashBps: 10_000,
-  bountyBps: 5_000,
-  computeCostBps: 5_000,
-  collusionBps: 3_000,
-  minStakeRatioBps: 100_000,
-  seedDelaySlots: 4,
-  deadlineBaseSecs: 30,
-  deadlinePer100CuSecs: 5
-}
+/** The `local` network's parameters, as the test net initializes its config. */
+const PARAMS: Params = toProgramParams(loadNetworkPreset('local').settlement)
 
 export interface SettlementBenchOptions {
   /** transactions per measured batch (default 300) */
