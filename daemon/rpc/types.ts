@@ -170,3 +170,61 @@ export const RegistryEntrySchema = Type.Object({
   capacity: Type.Integer(),
   specializations: Type.Array(Type.String({ description: 'hex of the 32-byte task id' }))
 })
+
+// ---- execution (issue 7) ----
+
+const NullableString = Type.Union([Type.String(), Type.Null()])
+const NullableInt = Type.Union([Type.Integer(), Type.Null()])
+
+export const TaskExecutionStatusSchema = Type.Object({
+  taskId: Type.String({ description: '<model CID>/<task number>' }),
+  task: Type.Integer(),
+  status: Type.String({ description: 'UNASSIGNED | ASSIGNED | COMPLETED | PENDING_VERIFICATION | VERIFIED | VERIFICATION_FAILED | FAILED' }),
+  attempt: NullableInt,
+  assignedNode: NullableString,
+  blacklist: Type.Array(Type.String()),
+  inputUris: Type.Record(Type.String(), NullableString),
+  outputUris: Type.Record(Type.String(), Type.String()),
+  startTime: NullableInt,
+  deadline: NullableInt,
+  completionTime: NullableInt,
+  failures: Type.Array(Type.Object({ attempt: Type.Integer(), node: Type.String(), reason: Type.String(), at: Type.Integer() }))
+})
+
+export const ModelExecutionStatusSchema = Type.Object({
+  id: Type.String(),
+  modelId: Type.String(),
+  requestor: Type.String(),
+  fee: Type.String({ description: 'escrowed stake-mint base units' }),
+  overallStatus: Type.String({ description: 'pending | in-progress | completed | failed | cancelled' }),
+  reason: NullableString,
+  inputUris: Type.Record(Type.String(), Type.String()),
+  outputUris: Type.Record(Type.String(), NullableString),
+  readyTasks: Type.Array(Type.String()),
+  taskStatuses: Type.Array(TaskExecutionStatusSchema),
+  startTime: Type.Integer(),
+  completionTime: NullableInt,
+  requestSlot: Type.Integer(),
+  account: NullableString
+})
+
+export const RequestExecutionResultSchema = Type.Object({
+  executionId: Type.String(),
+  account: Type.String({ description: 'the execution account on chain' }),
+  requestSlot: Type.Integer(),
+  pricePerTask: Type.String(),
+  escrowed: Type.String(),
+  signature: Type.String()
+})
+
+export const ExecutionTransitionEventSchema = Type.Object({
+  executionId: Type.String(),
+  scope: Type.String({ description: 'task | execution' }),
+  at: Type.Integer(),
+  from: Type.String(),
+  to: Type.String(),
+  taskId: Type.Optional(Type.String()),
+  attempt: Type.Optional(NullableInt),
+  node: Type.Optional(NullableString),
+  reason: Type.Optional(Type.String())
+})

@@ -9,7 +9,20 @@ import type { DaemonService, ServiceContext } from './service.js'
 import type { LivenessService } from './liveness.js'
 import { publicKeyOfPeer } from './liveness.js'
 import { param } from '../rpc/registry.js'
+import { peekMessageType, ASSIGNMENT_VOTE_KIND } from '../../protocols/execution/messages.js'
+import { accept, ignore, type Verdict } from '../../protocols/validation.js'
 import { CommitteeRoundSchema } from '../rpc/types.js'
+
+/**
+ * Messages of other protocols that share the committee topic (assignment votes of the execution
+ * protocol): the committee service routes them by type to the service that registered the route.
+ */
+export interface CommitteeTopicRoute<T> {
+  validate: (data: Uint8Array, from: string, nowMs: number) => Verdict<T>
+  handle: (value: T, from: string) => void
+}
+
+interface Routed { routed: typeof ASSIGNMENT_VOTE_KIND, value: unknown }
 
 /** Within a round: views go out at 10% of it, each oracle merges at 60% and votes. */
 const VIEW_AT = 0.1
@@ -44,6 +57,7 @@ export class CommitteeService implements DaemonService {
   readonly #reportedEquivocation = new Set<string>()
   #timer: NodeJS.Timeout | undefined
   #stopped = false
+  #voteRoute: CommitteeTopicRoute<unknown> | undefined
 
   constructor (ctx: ServiceContext) {
     this.#ctx = ctx
@@ -56,18 +70,35 @@ export class CommitteeService implements DaemonService {
     if (ctx.options.roles.includes('oracle') && !this.#isOracle) {
       ctx.log.warn('this daemon has the oracle role but is not a committee member in the genesis: it follows rounds without voting')
     }
-    ctx.gossip.add<CommitteeMessage>({
+    ctx.gossip.add<CommitteeMessage | Routed>({
       kind: 'committee',
-      validate: (data, from, nowMs) => validateCommitteeMessage(data, from, {
-        genesisHash: ctx.genesisHash,
-        members: this.#memberSet,
-        currentRound: this.roundAt(nowMs),
-        publicKeyOf: publicKeyOfPeer,
-        verify: ed25519Verify
-      }),
-      handle: msg => { this.#receive(msg) }
+      validate: (data, from, nowMs): Verdict<CommitteeMessage | Routed> => {
+        if (peekMessageType(data) === ASSIGNMENT_VOTE_KIND) {
+          const route = this.#voteRoute
+          if (route === undefined) return ignore('assignment votes are not handled by this daemon')
+          const v = route.validate(data, from, nowMs)
+          return v.result === 'accept' ? accept({ routed: ASSIGNMENT_VOTE_KIND, value: v.value }) : v
+        }
+        return validateCommitteeMessage(data, from, {
+          genesisHash: ctx.genesisHash,
+          members: this.#memberSet,
+          currentRound: this.roundAt(nowMs),
+          publicKeyOf: publicKeyOfPeer,
+          verify: ed25519Verify
+        })
+      },
+      handle: (msg, from) => {
+        if ('routed' in msg) this.#voteRoute?.handle(msg.value, from)
+        else this.#receive(msg)
+      }
     })
     this.#registerRpc()
+  }
+
+  /** Routes assignment votes on the committee topic to the execution service (one route). */
+  routeAssignmentVotes<T> (route: CommitteeTopicRoute<T>): void {
+    if (this.#voteRoute !== undefined) throw new Error('assignment votes are routed already')
+    this.#voteRoute = route as CommitteeTopicRoute<unknown>
   }
 
   get roundIntervalMs (): number { return this.#ctx.preset.params.roundIntervalMs }

@@ -10,6 +10,7 @@ import { DebugService } from './debug.js'
 import { SettlementService } from './settlement.js'
 import { ContentService } from '../content/service.js'
 import { AgentService } from './agents.js'
+import { ExecutionService } from './execution.js'
 
 /**
  * Every daemon service, in dependency order: built in this order before the network starts,
@@ -46,5 +47,6 @@ export const SERVICES: ServiceFactory[] = [
   { name: 'discovery', create: ctx => new DiscoveryService(ctx) },
   { name: 'debug', create: ctx => ctx.preset.local ? new DebugService(ctx) : undefined },
   { name: 'content', create: ctx => { const content = new ContentService(ctx); content.registerRpc(ctx.registry, ctx.hub); return content } },
-  { name: 'agents', create: ctx => new AgentService(ctx) }
+  { name: 'agents', create: ctx => new AgentService(ctx) },
+  { name: 'execution', create: ctx => new ExecutionService(ctx) }
 ]

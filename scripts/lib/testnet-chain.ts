@@ -89,6 +89,26 @@ export async function setupTestnetChain (options: {
   return { rpcUrl: chain.rpcUrl, wsUrl: chain.wsUrl, programId: chain.programId, config: config.toBase58(), stakeMint: mint.toBase58(), treasury: treasury!.tokenAccount.toBase58(), pid: chain.pid, dir: chainDir }
 }
 
+/** Stake-mint base units each daemon's operator key receives for execution escrows: 1000 tokens (6 decimals). */
+export const OPERATOR_TOKENS = 1_000_000_000n
+
+/**
+ * Funds every daemon's operator key (its identity) so it can pay fees and request executions: one
+ * SOL and `tokens` of the stake mint in its associated token account. Uses the payer and mint
+ * authority keys that setupTestnetChain kept in the test net directory. Separate from the stake,
+ * which stays with the owner keys.
+ */
+export async function fundTestnetOperators (options: { dir: string, chain: TestnetChain, dataDirs: string[], tokens?: bigint }): Promise<void> {
+  const keysDir = join(options.dir, 'keys')
+  const connection = new Connection(options.chain.rpcUrl, { commitment: 'confirmed', wsEndpoint: options.chain.wsUrl })
+  await fundOwners(connection, {
+    payer: loadOrCreateKeypair(join(keysDir, 'payer.json')),
+    mint: new PublicKey(options.chain.stakeMint),
+    mintAuthority: loadOrCreateKeypair(join(keysDir, 'mint-authority.json')),
+    owners: options.dataDirs.map(d => ({ owner: operatorKeypair(d).publicKey, lamports: LAMPORTS_PER_SOL, tokens: options.tokens ?? OPERATOR_TOKENS }))
+  })
+}
+
 /** The daemon's identity as a Solana keypair (the file is in the Solana keypair format). */
 export function operatorKeypair (dataDir: string): Keypair {
   return Keypair.fromSecretKey(Uint8Array.from(JSON.parse(readFileSync(join(dataDir, 'identity.json'), 'utf8')) as number[]))

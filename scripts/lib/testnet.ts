@@ -8,7 +8,7 @@ import { BitflowClient } from '../../daemon/rpc/client.js'
 import type { Genesis } from '../../protocols/genesis.js'
 import type { RuntimeInfo } from '../../daemon/node.js'
 import { genesisHash as hashGenesis } from '../../protocols/genesis.js'
-import { setupTestnetChain, stopTestnetChain, testnetChainRunning, type TestnetChain } from './testnet-chain.js'
+import { setupTestnetChain, fundTestnetOperators, stopTestnetChain, testnetChainRunning, type TestnetChain } from './testnet-chain.js'
 
 export type TestnetRole = 'oracle' | 'node' | 'validator'
 
@@ -126,6 +126,8 @@ export class Testnet {
           onProgress: progress,
           ...(options.chainKind !== undefined ? { kind: options.chainKind } : {})
         })
+        await fundTestnetOperators({ dir: this.dir, chain, dataDirs: members.map(m => m.dataDir) })
+        progress(`funded ${members.length} operator keys for execution escrows`)
       } catch (err) {
         await stopTestnetChain(this.dir).catch(() => {})
         throw err

@@ -1,0 +1,302 @@
+/**
+ * The oracle side of execution (issue 7, step 2): for every ready task of every tracked execution,
+ * derive the attempt's seed from the chain (SlotHashes at trigger slot + K, exactly as the settlement
+ * program does), run the deterministic selection over the latest certified liveness round and the
+ * on-chain registry, sign the assignment as a vote on the committee topic, collect the votes, and
+ * let the scheduled submitter settle a quorum on chain (Ed25519 instruction + assign). Every oracle
+ * watches the chain for the settled assignment and applies it to its execution state; the submitter
+ * then announces it to the nodes (assignment-notice on the execution topic).
+ *
+ * Known limits (next session):
+ *  - ballot 0 uses this oracle's latest certified round; oracles that disagree on it split and
+ *    need a later ballot. A deterministic round choice (e.g. the latest certified round that ended
+ *    before the seed slot's block time) would avoid most splits.
+ *  - deadlines (expire on chain + `deadline` events) and verification assignments are not handled here yet.
+ */
+import { PublicKey } from '@solana/web3.js'
+import { peerIdFromPublicKey } from '@libp2p/peer-id'
+import { publicKeyFromRaw } from '@libp2p/crypto/keys'
+import {
+  assign, assignmentAddress, assignmentDigest, attemptSeed, blacklistHash, canonicalBlacklist, decodeAssignment, decodeTaskState,
+  ed25519Instruction, executionAddress, nodeAddress, taskStateAddress, NodeStatus, type ExecutionAccount
+} from '../../programs/client/index.js'
+import { selectNodes, type Candidate } from '../../protocols/execution/selection.js'
+import { VoteCollector, attemptKey, submitSchedule } from '../../protocols/execution/votes.js'
+import {
+  withDigest, encodeAssignmentVote, encodeExecutionMessage, validateAssignmentVote, ASSIGNMENT_NOTICE_KIND, MAX_RANKED,
+  type AssignmentDigestFn, type AssignmentVote, type AssignmentVoteBody
+} from '../../protocols/execution/messages.js'
+import { executionKey, taskKey } from '../../protocols/execution/ids.js'
+import { ed25519Verify } from '../../protocols/ed25519.js'
+import type { Verdict } from '../../protocols/validation.js'
+import type { ServiceContext } from '../services/service.js'
+import type { SettlementService } from '../services/settlement.js'
+import type { CommitteeService } from '../services/committee.js'
+import type { ExecutionService, TrackedExecution } from '../services/execution.js'
+import { publicKeyOfPeer } from '../services/liveness.js'
+import { operatorKeypair, readExecution, readSlotHash, sendTransaction } from './chain.js'
+
+/** a vote expires this many slots after its seed slot (per ballot) */
+export const EXPIRY_WINDOW_SLOTS = 150
+/** primary plus backups in a vote */
+export const RANKED = 3
+const TICK_MS = 200
+const TAKEOVER_MS = 1500
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
+
+export function peerIdOfKey (key: Uint8Array): string {
+  return peerIdFromPublicKey(publicKeyFromRaw(key)).toString()
+}
+
+interface OwnVote { ballot: number, body: AssignmentVoteBody }
+
+export class ExecutionCoordinator {
+  readonly #ctx: ServiceContext
+  readonly #executions: ExecutionService
+  readonly #self: string
+  readonly #members: string[]
+  #collector: VoteCollector | undefined
+  readonly #own = new Map<string, OwnVote>()
+  readonly #quorumAt = new Map<string, number>()
+  readonly #lastSubmit = new Map<string, number>()
+  readonly #settled = new Set<string>()
+  readonly #accounts = new Map<string, ExecutionAccount>()
+  readonly #reported = new Set<string>()
+  #timer: NodeJS.Timeout | undefined
+  #busy = false
+
+  constructor (ctx: ServiceContext, executions: ExecutionService) {
+    this.#ctx = ctx
+    this.#executions = executions
+    this.#self = ctx.identity.peerId.toString()
+    this.#members = ctx.genesis.committee.map(m => m.peerId)
+  }
+
+  get #settlement (): SettlementService { return this.#ctx.services.get<SettlementService>('settlement') }
+  get #committee (): CommitteeService { return this.#ctx.services.get<CommitteeService>('committee') }
+  get #programId (): PublicKey { return new PublicKey(this.#ctx.options.programId!) }
+
+  #collectorOf (): VoteCollector | undefined {
+    const threshold = this.#settlement.config?.threshold
+    if (threshold === undefined || this.#members.length === 0) return undefined
+    if (this.#collector === undefined || this.#collector.threshold !== threshold) this.#collector = new VoteCollector(this.#members, Math.min(threshold, this.#members.length))
+    return this.#collector
+  }
+
+  digestOf: AssignmentDigestFn = f => assignmentDigest({
+    ...f,
+    programId: this.#programId,
+    genesisHash: Buffer.from(this.#ctx.genesisHash, 'hex'),
+    blacklistHash: blacklistHash(canonicalBlacklist(f.blacklist))
+  })
+
+  /** The committee-topic validator for assignment votes (routed here by the committee service). */
+  validateVote (data: Uint8Array, _from: string, _nowMs: number): Verdict<AssignmentVote> {
+    return validateAssignmentVote(data, {
+      genesisHash: this.#ctx.genesisHash,
+      committee: new Set(this.#members),
+      committeeEpoch: this.#settlement.config?.committeeEpoch ?? 0n,
+      currentSlot: this.#executions.currentSlot,
+      maxExpiryAheadSlots: EXPIRY_WINDOW_SLOTS * 8,
+      publicKeyOf: publicKeyOfPeer,
+      verify: ed25519Verify,
+      digestOf: this.digestOf
+    })
+  }
+
+  handleVote (vote: AssignmentVote): void {
+    const r = this.#collectorOf()?.add(vote)
+    if (r === 'equivocation') this.#ctx.log.warn({ oracle: vote.body.oracle, executionId: vote.body.executionId, taskId: vote.body.taskId }, 'oracle equivocated on an assignment vote')
+  }
+
+  start (): void {
+    this.#timer = setInterval(() => {
+      if (this.#busy) return
+      this.#busy = true
+      this.tick().catch(err => { this.#ctx.log.warn({ err }, 'execution coordinator step failed') }).finally(() => { this.#busy = false })
+    }, TICK_MS)
+    this.#timer.unref()
+  }
+
+  stop (): void {
+    clearInterval(this.#timer)
+  }
+
+  async tick (): Promise<void> {
+    const connection = this.#settlement.connection
+    const config = this.#settlement.config
+    if (connection === undefined || config === undefined) return
+    for (const tracked of this.#executions.list()) {
+      const s = tracked.state
+      if (s.status === 'completed' || s.status === 'failed' || s.status === 'cancelled') continue
+      for (const taskId of s.ready) {
+        const t = s.tasks.find(x => x.taskId === taskId)
+        if (t === undefined) continue
+        const key = attemptKey(s.executionId, taskId, t.nextAttempt)
+        try {
+          if (await this.#checkSettled(tracked, taskId, t.nextAttempt)) continue
+          if (!this.#own.has(key)) await this.#vote(tracked, taskId)
+          await this.#maybeSubmit(tracked, taskId, t.nextAttempt)
+        } catch (err) {
+          if (!this.#reported.has(key + (err as Error).message)) {
+            this.#reported.add(key + (err as Error).message)
+            this.#ctx.log.warn({ err, executionId: s.executionId, taskId }, 'assignment step failed')
+          }
+        }
+      }
+    }
+  }
+
+  async #executionAccount (tracked: TrackedExecution): Promise<ExecutionAccount | undefined> {
+    const cached = this.#accounts.get(tracked.state.executionId)
+    if (cached !== undefined) return cached
+    const configAddress = this.#settlement.configAddress!
+    const account = executionAddress(this.#programId, configAddress, executionKey(tracked.state.executionId))[0]
+    const e = await readExecution(this.#settlement.connection!, this.#programId, account)
+    if (e !== undefined) this.#accounts.set(tracked.state.executionId, e)
+    return e
+  }
+
+  /** Computes this oracle's selection for the task's next attempt and publishes its vote. */
+  async #vote (tracked: TrackedExecution, taskId: string): Promise<void> {
+    const connection = this.#settlement.connection!
+    const config = this.#settlement.config!
+    const s = tracked.state
+    const t = s.tasks.find(x => x.taskId === taskId)!
+    const attempt = t.nextAttempt
+    const execution = executionAddress(this.#programId, this.#settlement.configAddress!, executionKey(s.executionId))[0]
+    let trigger = BigInt(s.requestSlot)
+    if (attempt > 0) {
+      const info = await connection.getAccountInfo(taskStateAddress(this.#programId, execution, taskKey(taskId))[0], 'confirmed')
+      if (info === null) return
+      trigger = decodeTaskState(info.data).triggerSlot
+    }
+    const seedSlot = trigger + BigInt(config.params.seedDelaySlots)
+    if (BigInt(this.#executions.currentSlot) <= seedSlot) return // the seed does not exist yet
+    const slotHash = await readSlotHash(connection, seedSlot)
+    if (slotHash === undefined) return
+    const seed = attemptSeed({ genesisHash: Buffer.from(this.#ctx.genesisHash, 'hex'), executionId: executionKey(s.executionId), taskId: taskKey(taskId), attempt, slot: seedSlot, slotHash: slotHash.hash })
+    const round = this.#committee.latestCertified()
+    if (round === undefined) return
+    const onChain = await this.#executionAccount(tracked)
+    const entry = onChain?.tasks.find(x => hex(x.taskId) === hex(taskKey(taskId)))
+    if (entry === undefined) return
+    const keyHex = hex(taskKey(taskId))
+    const candidates: Candidate[] = this.#settlement.registry().map(r => {
+      const peerId = peerIdOfKey(r.node.operator.toBytes())
+      return {
+        peerId,
+        publicKey: r.node.operator.toBytes(),
+        liveness: round.table.find(e => e.peerId === peerId),
+        registration: {
+          stake: r.node.stake,
+          specializations: new Set(r.node.specializations.some(x => hex(x) === keyHex) ? [taskId] : []),
+          slashed: r.node.status !== NodeStatus.Active,
+          paymentsInFlight: r.node.paymentsInFlight
+        }
+      }
+    })
+    const modelTask = tracked.model.tasks.find(x => x.id === t.task)!
+    const datasets = Object.values(t.inputs).flatMap(u => u !== null && u.startsWith('dataset://') ? [u.slice('dataset://'.length)] : [])
+    const selection = selectNodes(candidates, { taskId, vramBytes: modelTask.vramRequirement, gpu: 'optional', datasets, payment: entry.price },
+      seed, new Set(t.blacklist), { minStake: config.params.minStake, minStakeRatio: config.params.minStakeRatioBps / 10_000 }, Math.min(RANKED, MAX_RANKED))
+    if (selection.ranked.length === 0) {
+      const k = `none:${attemptKey(s.executionId, taskId, attempt)}:${round.round}`
+      if (!this.#reported.has(k)) {
+        this.#reported.add(k)
+        this.#ctx.log.warn({ executionId: s.executionId, taskId, excluded: selection.excluded }, 'no eligible node for a ready task')
+      }
+      return
+    }
+    const ballot = 0
+    const body = withDigest({
+      v: 1, oracle: this.#self, committeeEpoch: config.committeeEpoch.toString(), executionId: s.executionId, taskId, attempt, ballot,
+      kind: 'primary', node: selection.ranked[0]!, blacklist: [...t.blacklist], seedSlot: Number(seedSlot), seed: hex(seed),
+      livenessRound: round.round, computeUnits: t.computeUnits, expirySlot: Number(seedSlot) + EXPIRY_WINDOW_SLOTS * (ballot + 1),
+      selection: { ranked: selection.ranked, eligible: selection.eligible.length }
+    }, publicKeyOfPeer, this.digestOf)
+    const data = encodeAssignmentVote(body, this.#ctx.genesisHash, b => this.#ctx.identity.sign(b))
+    this.#own.set(attemptKey(s.executionId, taskId, attempt), { ballot, body })
+    const own = this.validateVote(data, this.#self, Date.now())
+    if (own.result === 'accept') this.handleVote(own.value)
+    else this.#ctx.log.warn({ reason: own.reason }, 'own assignment vote does not validate')
+    await this.#ctx.gossip.publish('committee', data)
+    this.#ctx.log.debug({ executionId: s.executionId, taskId, attempt, node: body.node, seedSlot: body.seedSlot }, 'assignment vote published')
+  }
+
+  /** Sends the quorum's Ed25519 instruction + assign when it is this oracle's turn. */
+  async #maybeSubmit (tracked: TrackedExecution, taskId: string, attempt: number): Promise<void> {
+    const s = tracked.state
+    const key = attemptKey(s.executionId, taskId, attempt)
+    const quorum = this.#collectorOf()?.quorum(s.executionId, taskId, attempt)
+    if (quorum === undefined) return
+    const now = Date.now()
+    const first = this.#quorumAt.get(key) ?? now
+    this.#quorumAt.set(key, first)
+    const schedule = submitSchedule(key, this.#members, this.#self, TAKEOVER_MS)
+    if (schedule === undefined) return
+    const elapsed = now - first
+    if (elapsed < schedule.firstAtMs) return
+    const last = this.#lastSubmit.get(key)
+    if (last !== undefined && now - last < schedule.everyMs) return
+    this.#lastSubmit.set(key, now)
+    const b = quorum.body
+    if (BigInt(b.expirySlot) < BigInt(this.#executions.currentSlot)) return
+    const programId = this.#programId
+    const config = this.#settlement.configAddress!
+    const execution = executionAddress(programId, config, executionKey(s.executionId))[0]
+    const nodeKey = new PublicKey(publicKeyOfPeer(b.node)!)
+    const blacklist = canonicalBlacklist(b.blacklist.map(p => publicKeyOfPeer(p)!))
+    const ed = ed25519Instruction(Buffer.from(quorum.digest, 'hex'), quorum.signatures.map(x => ({ publicKey: new PublicKey(publicKeyOfPeer(x.oracle)!), signature: x.signature })))
+    const ix = assign({
+      programId, payer: operatorKeypair(this.#ctx.identity).publicKey, config, execution, taskId: taskKey(taskId), attempt, kind: 0,
+      node: nodeAddress(programId, config, nodeKey)[0], livenessRound: BigInt(b.livenessRound), expirySlot: BigInt(b.expirySlot), blacklist
+    })
+    try {
+      const sent = await sendTransaction(this.#settlement.connection!, [ed, ix], operatorKeypair(this.#ctx.identity))
+      this.#ctx.log.info({ executionId: s.executionId, taskId, attempt, node: b.node, signature: sent.signature }, 'assignment settled on chain')
+      await this.#checkSettled(tracked, taskId, attempt, true)
+    } catch (err) {
+      this.#ctx.log.debug({ err, executionId: s.executionId, taskId }, 'assignment submission failed (another oracle may have settled it)')
+    }
+  }
+
+  /** Applies an assignment once it is on chain; the oracle that settled it announces it to the nodes. */
+  async #checkSettled (tracked: TrackedExecution, taskId: string, attempt: number, announce = false): Promise<boolean> {
+    const s = tracked.state
+    const key = attemptKey(s.executionId, taskId, attempt)
+    if (this.#settled.has(key)) return true
+    if (!this.#own.has(key)) return false // nothing voted yet: the seed slot may not even exist
+    const programId = this.#programId
+    const execution = executionAddress(programId, this.#settlement.configAddress!, executionKey(s.executionId))[0]
+    const info = await this.#settlement.connection!.getAccountInfo(assignmentAddress(programId, execution, taskKey(taskId), attempt)[0], 'confirmed')
+    if (info === null || !info.owner.equals(programId)) return false
+    const a = decodeAssignment(info.data)
+    this.#settled.add(key)
+    this.#collectorOf()?.forgetAttempt(s.executionId, taskId, attempt)
+    // the assignment records the node account (PDA of the operator), not the operator key
+    let operator = this.#settlement.registry().find(e => e.address === a.node.toBase58())?.node.operator
+    if (operator === undefined) {
+      await this.#settlement.refresh()
+      operator = this.#settlement.registry().find(e => e.address === a.node.toBase58())?.node.operator
+    }
+    if (operator === undefined) throw new Error(`assignment names node account ${a.node.toBase58()}, which is not in the registry`)
+    const node = peerIdOfKey(operator.toBytes())
+    const deadlineMs = Number(a.deadline) * 1000
+    await this.#executions.apply(s.executionId, { type: 'assigned', at: Date.now(), taskId, attempt, node, kind: 'primary', deadlineAt: deadlineMs })
+    if (announce) {
+      const t = tracked.state.tasks.find(x => x.taskId === taskId)!
+      const modelTask = tracked.model.tasks.find(x => x.id === t.task)!
+      const inputs = Object.fromEntries(Object.entries(t.inputs).flatMap(([n, u]) => u !== null ? [[n, u]] : []))
+      const body = {
+        v: 1 as const, oracle: this.#self, executionId: s.executionId, taskId, attempt, kind: 'primary' as const, node, taskpack: modelTask.taskpack,
+        inputs, computeUnits: t.computeUnits, assignedSlot: Number(a.assignedSlot), deadlineMs, timestampMs: Date.now()
+      }
+      const data = encodeExecutionMessage({ type: ASSIGNMENT_NOTICE_KIND, body }, this.#ctx.genesisHash, b => this.#ctx.identity.sign(b))
+      await this.#ctx.gossip.publish('execution', data).catch(err => { this.#ctx.log.warn({ err }, 'announcing the assignment failed') })
+      this.#executions.deliverLocal({ type: ASSIGNMENT_NOTICE_KIND, body }, this.#self)
+    }
+    return true
+  }
+}

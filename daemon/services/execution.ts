@@ -1,0 +1,448 @@
+import { randomBytes } from 'node:crypto'
+import { Type } from '@sinclair/typebox'
+import { PublicKey } from '@solana/web3.js'
+import {
+  openExecution, cancelTasks, executionAddress, assignmentAddress, decodeAssignment, nodeAddress, MAX_TASKS
+} from '../../programs/client/index.js'
+import { associatedTokenAddress } from '../../programs/chain/spl.js'
+import { validateModel, type ModelDefinition } from '../../protocols/model.js'
+import {
+  checkRequestInputs, createExecution, applyEvent, replay, executionStatus, defaultRules, isTerminalStatus,
+  type ExecutionEvent, type ExecutionRules, type ExecutionState, type Transition, type RequestedEvent
+} from '../../protocols/execution/state.js'
+import {
+  validateExecutionMessage, encodeExecutionMessage, EXECUTION_REQUEST_KIND, COMPLETION_KIND, FAILURE_KIND, ASSIGNMENT_NOTICE_KIND,
+  type ExecutionMessage, type ExecutionRequestBody, type AssignmentNoticeBody
+} from '../../protocols/execution/messages.js'
+import { executionKey, isValidId, modelTaskId, taskKey } from '../../protocols/execution/ids.js'
+import { ed25519Verify } from '../../protocols/ed25519.js'
+import type { DaemonService, ServiceContext } from './service.js'
+import type { SettlementService } from './settlement.js'
+import type { ContentService } from '../content/service.js'
+import { publicKeyOfPeer } from './liveness.js'
+import { param } from '../rpc/registry.js'
+import { RpcError, RpcErrorCode, invalidParams } from '../rpc/errors.js'
+import { ModelExecutionStatusSchema, RequestExecutionResultSchema, ExecutionTransitionEventSchema } from '../rpc/types.js'
+import { ExecutionLog, parseAmount, splitFee } from '../execution/requests.js'
+import { operatorKeypair, sendTransaction, readExecution, ChainSendError } from '../execution/chain.js'
+import { ExecutionCoordinator } from '../execution/coordinator.js'
+import type { CommitteeService } from './committee.js'
+
+/** How long a request may wait for the model definition before it is declared unknown. */
+const MODEL_LOOKUP_MS = 8000
+const SLOT_POLL_MS = 500
+
+export interface TrackedExecution {
+  model: ModelDefinition
+  events: ExecutionEvent[]
+  state: ExecutionState
+  /** the execution account on chain (base58) */
+  account: string
+}
+
+export interface TransitionEvent {
+  executionId: string
+  transition: Transition
+}
+
+/** Messages of the execution topic other components (the oracle coordinator, the node runner) consume. */
+export type ExecutionMessageListener = (msg: ExecutionMessage, from: string) => void
+
+/**
+ * Executions as this daemon sees them: requests it opened (escrow on chain, then gossip), requests
+ * it learned from the execution topic and checked against the chain, and every event applied since,
+ * kept as an append-only log in the datastore and replayed at start.
+ *
+ * RPC: bitflow_requestExecution, bitflow_getExecutionStatus, bitflow_cancelExecution; WS topic
+ * `execution` streams every state transition.
+ */
+export class ExecutionService implements DaemonService {
+  readonly name = 'execution'
+  readonly rules: ExecutionRules
+  readonly #ctx: ServiceContext
+  readonly #log: ExecutionLog
+  readonly #executions = new Map<string, TrackedExecution>()
+  /** serializes event application per execution */
+  readonly #queues = new Map<string, Promise<unknown>>()
+  readonly #transitionListeners = new Set<(e: TransitionEvent) => void>()
+  readonly #messageListeners = new Set<ExecutionMessageListener>()
+  readonly #pendingRemote = new Set<string>()
+  readonly #committee: Set<string>
+  /** votes are validated (and relayed) by every daemon with settlement; only committee oracles vote and submit */
+  readonly coordinator: ExecutionCoordinator | undefined
+  readonly #isOracle: boolean
+  #slot = 0
+  #slotTimer: NodeJS.Timeout | undefined
+  #stopped = false
+
+  constructor (ctx: ServiceContext) {
+    this.#ctx = ctx
+    this.rules = defaultRules(ctx.preset.local ? 'local' : 'public')
+    this.#log = new ExecutionLog(ctx.datastore)
+    this.#committee = new Set(ctx.genesis.committee.map(m => m.peerId))
+    ctx.gossip.add<ExecutionMessage>({
+      kind: 'execution',
+      validate: (data, _from, nowMs) => validateExecutionMessage(data, {
+        genesisHash: ctx.genesisHash,
+        nowMs,
+        clockWindowMs: 30_000,
+        // before the first slot read, nothing is "too old" and nothing is "ahead"
+        currentSlot: this.#slot,
+        maxRequestAgeSlots: this.#slot === 0 ? Number.MAX_SAFE_INTEGER : 2000,
+        maxSlotsAhead: this.#slot === 0 ? Number.MAX_SAFE_INTEGER : 100,
+        committee: this.#committee,
+        publicKeyOf: publicKeyOfPeer,
+        verify: ed25519Verify
+      }),
+      handle: (msg, from) => { this.#onMessage(msg, from) }
+    })
+    this.#isOracle = ctx.options.roles.includes('oracle') && this.#committee.has(ctx.identity.peerId.toString())
+    if (ctx.options.programId !== undefined) {
+      const coordinator = new ExecutionCoordinator(ctx, this)
+      this.coordinator = coordinator
+      ctx.services.get<CommitteeService>('committee').routeAssignmentVotes({
+        validate: (data, from, nowMs) => coordinator.validateVote(data, from, nowMs),
+        handle: vote => { if (this.#isOracle) coordinator.handleVote(vote) }
+      })
+    }
+    this.#registerRpc()
+  }
+
+  get currentSlot (): number { return this.#slot }
+  get(executionId: string): TrackedExecution | undefined { return this.#executions.get(executionId) }
+  list (): TrackedExecution[] { return [...this.#executions.values()] }
+
+  onTransition (listener: (e: TransitionEvent) => void): () => void {
+    this.#transitionListeners.add(listener)
+    return () => this.#transitionListeners.delete(listener)
+  }
+
+  onMessage (listener: ExecutionMessageListener): () => void {
+    this.#messageListeners.add(listener)
+    return () => this.#messageListeners.delete(listener)
+  }
+
+  async start (): Promise<void> {
+    const logs = await this.#log.loadAll()
+    const content = this.#ctx.services.get<ContentService>('content')
+    for (const [executionId, events] of logs) {
+      const first = events[0] as RequestedEvent
+      try {
+        const { model } = await content.getModel(first.modelId, AbortSignal.timeout(MODEL_LOOKUP_MS))
+        const m = validateModel(model)
+        const r = replay(m, events, this.rules)
+        this.#executions.set(executionId, { model: m, events, state: r.state, account: this.#accountOf(executionId) ?? '' })
+      } catch (err) {
+        this.#ctx.log.warn({ err, executionId }, 'could not replay an execution log')
+      }
+    }
+    if (logs.size > 0) this.#ctx.log.info({ executions: this.#executions.size }, 'execution logs replayed')
+    const pollSlot = async (): Promise<void> => {
+      const connection = this.#settlement().connection
+      if (connection === undefined) return
+      this.#slot = await connection.getSlot('confirmed')
+    }
+    await pollSlot().catch(() => {})
+    this.#slotTimer = setInterval(() => { pollSlot().catch(() => {}) }, SLOT_POLL_MS)
+    this.#slotTimer.unref()
+    if (this.#isOracle) this.coordinator?.start()
+  }
+
+  stop (): void {
+    this.#stopped = true
+    this.coordinator?.stop()
+    clearInterval(this.#slotTimer)
+    this.#transitionListeners.clear()
+    this.#messageListeners.clear()
+  }
+
+  #settlement (): SettlementService {
+    return this.#ctx.services.get<SettlementService>('settlement')
+  }
+
+  #programId (): PublicKey | undefined {
+    return this.#ctx.options.programId !== undefined ? new PublicKey(this.#ctx.options.programId) : undefined
+  }
+
+  #accountOf (executionId: string): string | undefined {
+    const programId = this.#programId()
+    const config = this.#settlement().configAddress
+    if (programId === undefined || config === undefined) return undefined
+    return executionAddress(programId, config, executionKey(executionId))[0].toBase58()
+  }
+
+  // ---- events ----
+
+  /** Appends an event to the execution's log (datastore first) and applies it; serialized per execution. */
+  async apply (executionId: string, event: ExecutionEvent): Promise<{ applied: boolean, ignored?: string }> {
+    const run = async (): Promise<{ applied: boolean, ignored?: string }> => {
+      const tracked = this.#executions.get(executionId)
+      if (tracked === undefined) return { applied: false, ignored: `unknown execution ${executionId}` }
+      const r = applyEvent(tracked.state, event, this.rules)
+      if (r.ignored !== undefined) return { applied: false, ignored: r.ignored }
+      await this.#log.append(executionId, event)
+      tracked.events.push(event)
+      tracked.state = r.state
+      this.#emit(executionId, r.transitions)
+      return { applied: true }
+    }
+    const prev = this.#queues.get(executionId) ?? Promise.resolve()
+    const next = prev.then(run, run)
+    this.#queues.set(executionId, next.catch(() => {}))
+    return await next
+  }
+
+  /** Starts tracking an execution from its requested event (persisted first). */
+  async #track (model: ModelDefinition, request: RequestedEvent, account: string): Promise<TrackedExecution> {
+    const state = createExecution(model, request, this.rules)
+    await this.#log.append(request.executionId, request)
+    const tracked: TrackedExecution = { model, events: [request], state, account }
+    this.#executions.set(request.executionId, tracked)
+    this.#emit(request.executionId, [{ scope: 'execution', at: request.at, from: 'pending', to: 'pending', reason: 'requested' }])
+    return tracked
+  }
+
+  #emit (executionId: string, transitions: Transition[]): void {
+    for (const transition of transitions) {
+      for (const l of this.#transitionListeners) {
+        try { l({ executionId, transition }) } catch (err) { this.#ctx.log.warn({ err }, 'execution transition listener threw') }
+      }
+    }
+  }
+
+  // ---- gossip ----
+
+  /** Delivers a message this daemon published to its own listeners (gossipsub does not echo it). */
+  deliverLocal (msg: ExecutionMessage, from: string): void {
+    this.#onMessage(msg, from)
+  }
+
+  #onMessage (msg: ExecutionMessage, from: string): void {
+    if (this.#stopped) return
+    for (const l of this.#messageListeners) {
+      try { l(msg, from) } catch (err) { this.#ctx.log.warn({ err }, 'execution message listener threw') }
+    }
+    switch (msg.type) {
+      case EXECUTION_REQUEST_KIND:
+        void this.#onRemoteRequest(msg.body).catch(err => { this.#ctx.log.debug({ err, executionId: msg.body.executionId }, 'execution request not taken') })
+        break
+      case COMPLETION_KIND: {
+        const b = msg.body
+        // TODO(issue 8): with Proof of Sampling the commitment goes on chain first; until then completion counts as verified
+        void this.apply(b.executionId, { type: 'completed', at: Date.now(), taskId: b.taskId, attempt: b.attempt, node: b.node, outputs: b.outputs, outputRoot: b.outputRoot, startedAt: b.startedAtMs })
+          .catch(err => { this.#ctx.log.warn({ err }, 'applying a completion failed') })
+        break
+      }
+      case FAILURE_KIND: {
+        const b = msg.body
+        void this.apply(b.executionId, { type: 'task-failed', at: Date.now(), taskId: b.taskId, attempt: b.attempt, node: b.node, reason: b.reason })
+          .catch(err => { this.#ctx.log.warn({ err }, 'applying a failure report failed') })
+        break
+      }
+      case ASSIGNMENT_NOTICE_KIND:
+        // a hint: applied only when the chain holds that assignment (the node runner does its own check)
+        void this.#onNotice(msg.body).catch(err => { this.#ctx.log.debug({ err, executionId: msg.body.executionId }, 'assignment notice not applied') })
+        break
+    }
+  }
+
+  async #onNotice (b: AssignmentNoticeBody): Promise<void> {
+    const tracked = this.#executions.get(b.executionId)
+    const t = tracked?.state.tasks.find(x => x.taskId === b.taskId)
+    if (tracked === undefined || t === undefined || b.kind !== 'primary' || b.attempt < t.nextAttempt) return
+    const programId = this.#programId()
+    const connection = this.#settlement().connection
+    const config = this.#settlement().configAddress
+    const nodeKey = publicKeyOfPeer(b.node)
+    if (programId === undefined || connection === undefined || config === undefined || nodeKey === undefined) return
+    const execution = executionAddress(programId, config, executionKey(b.executionId))[0]
+    const info = await connection.getAccountInfo(assignmentAddress(programId, execution, taskKey(b.taskId), b.attempt)[0], 'confirmed')
+    if (info === null || !info.owner.equals(programId)) throw new Error('no such assignment on chain')
+    const a = decodeAssignment(info.data)
+    if (!a.node.equals(nodeAddress(programId, config, new PublicKey(nodeKey))[0])) throw new Error('the chain assigned another node')
+    await this.apply(b.executionId, { type: 'assigned', at: Date.now(), taskId: b.taskId, attempt: b.attempt, node: b.node, kind: 'primary', deadlineAt: Number(a.deadline) * 1000 })
+  }
+
+  /** A request announced by another daemon: taken only when the chain holds the escrow it claims. */
+  async #onRemoteRequest (b: ExecutionRequestBody): Promise<void> {
+    if (this.#executions.has(b.executionId) || this.#pendingRemote.has(b.executionId)) return
+    this.#pendingRemote.add(b.executionId)
+    try {
+      const settlement = this.#settlement()
+      const programId = this.#programId()
+      const connection = settlement.connection
+      const account = this.#accountOf(b.executionId)
+      if (programId === undefined || connection === undefined || account === undefined) return
+      const onChain = await readExecution(connection, programId, new PublicKey(account))
+      if (onChain === undefined) throw new Error(`no execution account ${account} on chain`)
+      const requesterKey = publicKeyOfPeer(b.requester)
+      if (requesterKey === undefined || !onChain.requester.equals(new PublicKey(requesterKey))) throw new Error('the on-chain requester is not the announced one')
+      if (onChain.requestSlot !== BigInt(b.requestSlot)) throw new Error(`request slot ${b.requestSlot} differs from the chain's ${onChain.requestSlot}`)
+      if (onChain.deposited.toString() !== b.fee) throw new Error(`fee ${b.fee} differs from the escrow ${onChain.deposited}`)
+      const { model } = await this.#ctx.services.get<ContentService>('content').getModel(b.modelId, AbortSignal.timeout(MODEL_LOOKUP_MS))
+      const m = validateModel(model)
+      const keys = new Set(onChain.tasks.map(t => Buffer.from(t.taskId).toString('hex')))
+      if (keys.size !== m.tasks.length || m.tasks.some(t => !keys.has(Buffer.from(taskKey(modelTaskId(b.modelId, t.id))).toString('hex')))) {
+        throw new Error('the on-chain tasks are not the model\'s tasks')
+      }
+      if (this.#executions.has(b.executionId)) return
+      await this.#track(m, { type: 'requested', at: b.timestampMs, executionId: b.executionId, modelId: b.modelId, requester: b.requester, fee: b.fee, requestSlot: b.requestSlot, inputs: b.inputs }, account)
+    } finally {
+      this.#pendingRemote.delete(b.executionId)
+    }
+  }
+
+  // ---- requests ----
+
+  async requestExecution (p: { modelId: string, inputs: Record<string, string>, maxFee: unknown, executionId?: string }, signal: AbortSignal): Promise<{ executionId: string, account: string, requestSlot: number, pricePerTask: string, escrowed: string, signature: string }> {
+    const settlement = this.#settlement()
+    const programId = this.#programId()
+    if (programId === undefined || !settlement.enabled) throw new RpcError(RpcErrorCode.Unavailable, 'settlement is not configured on this daemon (--program-id): executions need the chain for their escrow')
+    if (settlement.config === undefined) await settlement.refresh().catch(() => {})
+    const config = settlement.config
+    const configAddress = settlement.configAddress
+    const connection = settlement.connection
+    if (config === undefined || configAddress === undefined || connection === undefined) throw new RpcError(RpcErrorCode.Unavailable, 'the settlement config is not readable yet; try again')
+
+    // 1. model
+    let model: ModelDefinition
+    try {
+      const got = await this.#ctx.services.get<ContentService>('content').getModel(p.modelId, AbortSignal.any([signal, AbortSignal.timeout(MODEL_LOOKUP_MS)]))
+      model = validateModel(got.model)
+    } catch (err) {
+      throw new RpcError(RpcErrorCode.NotFound, `unknown model '${p.modelId}': ${(err as Error).message}`, { code: 'ERR_EXECUTION_UNKNOWN_MODEL', modelId: p.modelId })
+    }
+    if (model.tasks.length > MAX_TASKS) throw invalidParams(`model ${p.modelId} has ${model.tasks.length} tasks; an execution holds at most ${MAX_TASKS}`)
+    // 2. inputs
+    const problems = checkRequestInputs(model, p.inputs)
+    if (problems.length > 0) throw new RpcError(RpcErrorCode.InvalidParams, `invalid params: inputs do not fit model ${p.modelId}: ${problems.join('; ')}`, { code: 'ERR_EXECUTION_BAD_INPUTS', problems })
+    // 3. fee
+    const maxFee = parseAmount(p.maxFee)
+    if (maxFee === undefined) throw invalidParams('maxFee must be a decimal integer amount of stake-mint base units')
+    const split = splitFee(config.params, model.tasks.length, maxFee)
+    if (split === undefined) {
+      const need = splitFee(config.params, model.tasks.length, 1n << 63n)
+      const minimum = need?.minimum ?? 0n
+      throw new RpcError(RpcErrorCode.InvalidParams, `invalid params: maxFee ${maxFee} is below the minimum fee for this model: ${minimum} (${model.tasks.length} task(s) at the network minimum of ${config.params.minFee} each, plus expected verification)`, { code: 'ERR_EXECUTION_FEE_TOO_LOW', minimum: minimum.toString() })
+    }
+    // 4. id
+    const executionId = p.executionId ?? `x-${randomBytes(16).toString('hex')}`
+    if (!isValidId(executionId)) throw invalidParams('executionId must be 1..128 characters of [A-Za-z0-9._:/@-]')
+    if (this.#executions.has(executionId)) throw invalidParams(`execution ${executionId} exists already`)
+    const executionKeyBytes = executionKey(executionId)
+    const account = executionAddress(programId, configAddress, executionKeyBytes)[0]
+    if (await connection.getAccountInfo(account, 'confirmed') !== null) throw invalidParams(`execution ${executionId} exists on chain already`)
+
+    // 5. funds, then the escrow
+    const operator = operatorKeypair(this.#ctx.identity)
+    const requesterToken = associatedTokenAddress(operator.publicKey, config.stakeMint)
+    const balance = await connection.getTokenAccountBalance(requesterToken, 'confirmed').then(r => BigInt(r.value.amount), () => 0n)
+    if (balance < split.escrow) {
+      throw new RpcError(RpcErrorCode.Unavailable, `this daemon's operator ${operator.publicKey.toBase58()} holds ${balance} stake-mint base units; the escrow needs ${split.escrow}`, { code: 'ERR_EXECUTION_INSUFFICIENT_FUNDS', balance: balance.toString(), needed: split.escrow.toString() })
+    }
+    const tasks = [...model.tasks].sort((a, b) => a.id - b.id).map(t => ({ taskId: taskKey(modelTaskId(p.modelId, t.id)), price: split.price, computeUnits: t.computeUnits }))
+    let sent: { signature: string, slot: number }
+    try {
+      sent = await sendTransaction(connection, [openExecution({ programId, config: configAddress, requester: operator.publicKey, requesterToken, stakeMint: config.stakeMint, executionId: executionKeyBytes, tasks, execution: account })], operator)
+    } catch (err) {
+      const logs = err instanceof ChainSendError ? err.logs : undefined
+      throw new RpcError(RpcErrorCode.InternalError, `opening the execution on chain failed: ${(err as Error).message}`, { code: 'ERR_EXECUTION_ESCROW', ...(logs !== undefined ? { logs } : {}) })
+    }
+    const onChain = await readExecution(connection, programId, account)
+    if (onChain === undefined) throw new RpcError(RpcErrorCode.InternalError, `execution ${executionId} was opened (${sent.signature}) but its account is not readable`)
+    const requestSlot = Number(onChain.requestSlot)
+    const request: RequestedEvent = {
+      type: 'requested', at: Date.now(), executionId, modelId: p.modelId, requester: this.#ctx.identity.peerId.toString(),
+      fee: onChain.deposited.toString(), requestSlot, inputs: { ...p.inputs }
+    }
+    await this.#track(model, request, account.toBase58())
+    // 6. gossip (the chain is the source of truth: a lost announcement is recovered from it)
+    const body: ExecutionRequestBody = { v: 1, executionId, modelId: p.modelId, inputs: { ...p.inputs }, requester: request.requester, fee: request.fee, requestSlot, timestampMs: request.at }
+    await this.#ctx.gossip.publish('execution', encodeExecutionMessage({ type: EXECUTION_REQUEST_KIND, body }, this.#ctx.genesisHash, b => this.#ctx.identity.sign(b)))
+      .catch(err => { this.#ctx.log.warn({ err, executionId }, 'announcing the execution request failed') })
+    this.#ctx.log.info({ executionId, modelId: p.modelId, escrowed: request.fee, requestSlot }, 'execution requested')
+    return { executionId, account: account.toBase58(), requestSlot, pricePerTask: split.price.toString(), escrowed: request.fee, signature: sent.signature }
+  }
+
+  status (executionId: string): Record<string, unknown> {
+    const tracked = this.#executions.get(executionId)
+    if (tracked === undefined) throw new RpcError(RpcErrorCode.NotFound, `unknown execution '${executionId}'`)
+    return { ...executionStatus(tracked.state), requestSlot: tracked.state.requestSlot, account: tracked.account === '' ? null : tracked.account }
+  }
+
+  /** Cancels an execution this daemon requested: refunds the tasks not assigned yet, then records the cancellation. */
+  async cancelExecution (executionId: string, reason: string | undefined): Promise<{ executionId: string, refundedTasks: number, signature: string | null, status: string }> {
+    const tracked = this.#executions.get(executionId)
+    if (tracked === undefined) throw new RpcError(RpcErrorCode.NotFound, `unknown execution '${executionId}'`)
+    if (tracked.state.requester !== this.#ctx.identity.peerId.toString()) throw new RpcError(RpcErrorCode.Unavailable, `execution ${executionId} was requested by ${tracked.state.requester}; only its requester's daemon can cancel it`)
+    if (isTerminalStatus(tracked.state.status)) throw invalidParams(`execution ${executionId} is already ${tracked.state.status}`)
+    const settlement = this.#settlement()
+    const programId = this.#programId()
+    const connection = settlement.connection
+    const config = settlement.config
+    const configAddress = settlement.configAddress
+    if (programId === undefined || connection === undefined || config === undefined || configAddress === undefined) throw new RpcError(RpcErrorCode.Unavailable, 'settlement is not available')
+    const indices = tracked.state.tasks.flatMap((t, i) => t.state === 'UNASSIGNED' ? [i] : [])
+    let signature: string | null = null
+    if (indices.length > 0) {
+      const operator = operatorKeypair(this.#ctx.identity)
+      const onChain = await readExecution(connection, programId, new PublicKey(tracked.account))
+      if (onChain === undefined) throw new RpcError(RpcErrorCode.InternalError, `execution account ${tracked.account} is not readable`)
+      try {
+        signature = (await sendTransaction(connection, [cancelTasks({ programId, config: configAddress, requester: operator.publicKey, execution: new PublicKey(tracked.account), refundTo: onChain.refundTo, taskIndices: indices })], operator)).signature
+      } catch (err) {
+        throw new RpcError(RpcErrorCode.InternalError, `cancelling on chain failed: ${(err as Error).message}`, { code: 'ERR_EXECUTION_CANCEL', ...(err instanceof ChainSendError && err.logs !== undefined ? { logs: err.logs } : {}) })
+      }
+    }
+    await this.apply(executionId, { type: 'cancelled', at: Date.now(), reason: reason ?? 'cancelled by the requester' })
+    return { executionId, refundedTasks: indices.length, signature, status: this.#executions.get(executionId)!.state.status }
+  }
+
+  #registerRpc (): void {
+    const UriMapSchema = Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.String(), { maxProperties: 64 })
+    this.#ctx.registry.add({
+      name: 'bitflow_requestExecution',
+      summary: 'Requests an execution of a registered model: validates it, escrows the fee on chain (recording the request slot), announces it and returns its id',
+      params: [
+        param('request', Type.Object({
+          modelId: Type.String({ description: 'the model id (CID)' }),
+          inputs: UriMapSchema,
+          maxFee: Type.Union([Type.String({ pattern: '^[0-9]{1,20}$' }), Type.Integer({ minimum: 0 })], { description: 'most stake-mint base units to escrow' }),
+          executionId: Type.Optional(Type.String({ description: 'default: random' }))
+        }, { additionalProperties: false }))
+      ],
+      result: { name: 'execution', schema: RequestExecutionResultSchema },
+      mutating: true,
+      handler: async (p, ctx) => {
+        const r = p.request as { modelId: string, inputs: Record<string, string>, maxFee: unknown, executionId?: string }
+        return await this.requestExecution(r, ctx.signal)
+      }
+    })
+    this.#ctx.registry.add({
+      name: 'bitflow_getExecutionStatus',
+      summary: 'An execution\'s status with every task\'s state, assigned node, input and output URIs and times',
+      params: [param('executionId', Type.String())],
+      result: { name: 'status', schema: ModelExecutionStatusSchema },
+      mutating: false,
+      handler: p => this.status(p.executionId as string)
+    })
+    this.#ctx.registry.add({
+      name: 'bitflow_cancelExecution',
+      summary: 'Cancels an execution this daemon requested; tasks not yet assigned are refunded on chain',
+      params: [param('executionId', Type.String()), param('reason', Type.String({ maxLength: 500 }), { required: false })],
+      result: { name: 'cancelled', schema: Type.Object({ executionId: Type.String(), refundedTasks: Type.Integer(), signature: Type.Union([Type.String(), Type.Null()]), status: Type.String() }) },
+      mutating: true,
+      handler: async p => await this.cancelExecution(p.executionId as string, p.reason as string | undefined)
+    })
+    this.#ctx.hub.addTopic({
+      name: 'execution',
+      description: 'every execution state transition (optionally of one execution)',
+      params: Type.Object({ executionId: Type.Optional(Type.String()) }, { additionalProperties: false }),
+      event: ExecutionTransitionEventSchema,
+      attach: (params, emit) => this.onTransition(e => {
+        if (params.executionId !== undefined && params.executionId !== e.executionId) return
+        emit({ executionId: e.executionId, ...e.transition })
+      })
+    })
+  }
+}
