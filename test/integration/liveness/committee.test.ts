@@ -13,12 +13,12 @@ const byName = (name: string): TestnetDaemon => net.load()!.daemons.find(d => d.
 const latest = async (name: string): Promise<Round> => await net.client(byName(name)).call<Round>('bitflow_committeeRound')
 const currentRound = (): number => Math.floor(Date.now() / ROUND_MS)
 
-/** Waits until a round that began after now is certified at `name`. */
-async function freshCertification (name: string): Promise<Round> {
+/** Waits until a round that began after now is certified at `name` (listing at least `nodes` nodes). */
+async function freshCertification (name: string, nodes = 0): Promise<Round> {
   const from = currentRound()
-  return await eventually(`${name} to certify a round after ${from}`, async () => {
+  return await eventually(`${name} to certify a round after ${from} listing ${nodes} nodes`, async () => {
     const r = await latest(name)
-    return r.certified && r.round > from ? r : undefined
+    return r.certified && r.round > from && r.table.length >= nodes ? r : undefined
   }, 25_000)
 }
 
@@ -34,7 +34,8 @@ afterAll(async () => {
 
 describe('committee of 4 (threshold 3)', () => {
   it('an equivocating oracle cannot stop the honest ones from certifying, and is reported', async () => {
-    const r = await freshCertification('oracle-1')
+    // right after start-up the first rounds may not list both nodes yet (heartbeats every 2 s)
+    const r = await freshCertification('oracle-1', 2)
     expect(r.threshold).toBe(3)
     expect(r.signers).not.toContain(byName('oracle-4').peerId)
     expect(r.signers.length).toBeGreaterThanOrEqual(3)
