@@ -146,43 +146,29 @@ export function registerStakeCommands (program: Command): void {
       print({ ...(await status(chain, operator.publicKey)), signature: sig }, f.json)
     })
 
-  chainOptions(stake.command('add').description('add stake from the owner\'s token account'))
-    .requiredOption('--owner <keypair>', 'owner keypair file')
-    .requiredOption('--amount <tokens>', 'tokens to add')
-    .option('--operator <address>', 'the node\'s operator address (default: this data dir\'s identity)')
-    .action(async (f: ChainFlags & { owner: string, amount: string, operator?: string }) => {
+  type OwnerFlags = ChainFlags & { owner: string, amount?: string, operator?: string }
+  interface OwnerContext { chain: Chain, owner: Keypair, node: PublicKey, amount: () => bigint }
+  /** add, unbond and withdraw: signed by the owner key alone, then print the node's status */
+  const ownerAction = (name: string, description: string, withAmount: boolean, build: (c: OwnerContext) => TransactionInstruction): void => {
+    const cmd = chainOptions(stake.command(name).description(description))
+      .requiredOption('--owner <keypair>', 'owner keypair file')
+      .option('--operator <address>', 'the node\'s operator address (default: this data dir\'s identity)')
+    if (withAmount) cmd.requiredOption('--amount <tokens>', `tokens to ${name}`)
+    cmd.action(async (f: OwnerFlags) => {
       const chain = await openChain(f)
       const owner = loadKeypair(f.owner, 'owner')
       const operator = operatorOf(chain, f)
       const node = nodeAddress(chain.programId, chain.config, operator)[0]
-      const sig = await send(chain, [addStake({ programId: chain.programId, owner: owner.publicKey, node, amount: parseAmount(f.amount, chain.account.mintDecimals), ownerToken: associatedTokenAddress(owner.publicKey, chain.account.stakeMint) })], owner, [])
+      const sig = await send(chain, [build({ chain, owner, node, amount: () => parseAmount(f.amount ?? '', chain.account.mintDecimals) })], owner, [])
       print({ ...(await status(chain, operator)), signature: sig }, f.json)
     })
-
-  chainOptions(stake.command('unbond').description('start unbonding stake (it stays slashable until withdrawn)'))
-    .requiredOption('--owner <keypair>', 'owner keypair file')
-    .requiredOption('--amount <tokens>', 'tokens to unbond')
-    .option('--operator <address>', 'the node\'s operator address (default: this data dir\'s identity)')
-    .action(async (f: ChainFlags & { owner: string, amount: string, operator?: string }) => {
-      const chain = await openChain(f)
-      const owner = loadKeypair(f.owner, 'owner')
-      const operator = operatorOf(chain, f)
-      const node = nodeAddress(chain.programId, chain.config, operator)[0]
-      const sig = await send(chain, [unbond({ programId: chain.programId, owner: owner.publicKey, node, config: chain.config, amount: parseAmount(f.amount, chain.account.mintDecimals) })], owner, [])
-      print({ ...(await status(chain, operator)), signature: sig }, f.json)
-    })
-
-  chainOptions(stake.command('withdraw').description('withdraw unbonded stake after the unbonding delay, to the owner\'s token account'))
-    .requiredOption('--owner <keypair>', 'owner keypair file')
-    .option('--operator <address>', 'the node\'s operator address (default: this data dir\'s identity)')
-    .action(async (f: ChainFlags & { owner: string, operator?: string }) => {
-      const chain = await openChain(f)
-      const owner = loadKeypair(f.owner, 'owner')
-      const operator = operatorOf(chain, f)
-      const node = nodeAddress(chain.programId, chain.config, operator)[0]
-      const sig = await send(chain, [withdraw({ programId: chain.programId, owner: owner.publicKey, node, destination: associatedTokenAddress(owner.publicKey, chain.account.stakeMint) })], owner, [])
-      print({ ...(await status(chain, operator)), signature: sig }, f.json)
-    })
+  }
+  ownerAction('add', 'add stake from the owner\'s token account', true, c =>
+    addStake({ programId: c.chain.programId, owner: c.owner.publicKey, node: c.node, amount: c.amount(), ownerToken: associatedTokenAddress(c.owner.publicKey, c.chain.account.stakeMint) }))
+  ownerAction('unbond', 'start unbonding stake (it stays slashable until withdrawn)', true, c =>
+    unbond({ programId: c.chain.programId, owner: c.owner.publicKey, node: c.node, config: c.chain.config, amount: c.amount() }))
+  ownerAction('withdraw', 'withdraw unbonded stake after the unbonding delay, to the owner\'s token account', false, c =>
+    withdraw({ programId: c.chain.programId, owner: c.owner.publicKey, node: c.node, destination: associatedTokenAddress(c.owner.publicKey, c.chain.account.stakeMint) }))
 
   chainOptions(stake.command('status').description('the node\'s on-chain registration and stake'))
     .option('--operator <address>', 'operator address (default: this data dir\'s identity)')
