@@ -206,6 +206,12 @@ export class RpcServer {
       const id = (item as { id?: unknown } | null)?.id
       return createJSONRPCErrorResponse(typeof id === 'string' || typeof id === 'number' ? id : null, RpcErrorCode.InvalidRequest, 'invalid request: expected {"jsonrpc":"2.0","method":string,"params"?,"id"?}')
     }
+    // an id that is not a string, number or null cannot be echoed in a valid response: refuse the
+    // request before its method runs (the framing library would run it and echo the id as is)
+    const id = (item as { id?: unknown }).id
+    if ('id' in item && id !== null && typeof id !== 'string' && typeof id !== 'number') {
+      return createJSONRPCErrorResponse(null, RpcErrorCode.InvalidRequest, 'invalid request: id must be a string, a number or null')
+    }
     const request = item as JSONRPCRequest
     if (!this.#registry.has(request.method)) {
       if (request.id === undefined) return null

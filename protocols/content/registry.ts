@@ -142,7 +142,12 @@ export function decodeRecord (bytes: Uint8Array, genesisHash: string, publicKeyO
       throw new RegistryRecordError('ERR_REGISTRY_KEY_MISMATCH', `record for ${record.publisher}/${record.name}@${record.version} stored under ${key}`)
     }
   }
+  // exactly the canonical base64 of 64 bytes: Buffer's decoder skips stray characters and ignores
+  // the unused bits of the last one, which would let anyone make other byte strings of one record
   const signature = Buffer.from(record.signature, 'base64')
+  if (signature.length !== 64 || signature.toString('base64') !== record.signature) {
+    throw new RegistryRecordError('ERR_REGISTRY_SIGNATURE', `registry record ${record.name}@${record.version} has a signature that is not the base64 of 64 bytes`)
+  }
   let publicKey: Uint8Array
   try {
     publicKey = publicKeyOf(record.publisher)
