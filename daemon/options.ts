@@ -41,7 +41,7 @@ export const DaemonOptionsSchema = Type.Object({
     taskSlots: Type.Integer({ minimum: 0, maximum: 4096, description: 'tasks this node runs at once' }),
     simulateGpu: Type.Optional(Type.String({ pattern: '^[^:]{1,128}:[0-9]+(\\.[0-9]+)?([KMGT]i?B?)?$', description: 'local networks only: advertise a GPU, MODEL:VRAM (e.g. A100:80GiB), to exercise GPU paths without one' }))
   }, { additionalProperties: false }),
-  byzantine: Type.Optional(Type.Union([Type.Literal('equivocate')], { description: 'local networks only: misbehave on purpose so tests and demos can watch the protocol catch it' })),
+  byzantine: Type.Optional(Type.Union([Type.Literal('equivocate'), Type.Literal('wrong-output'), Type.Literal('lazy-copy'), Type.Literal('no-show')], { description: 'local networks only: misbehave on purpose so tests and demos can watch the protocol catch it' })),
   publishers: Type.Optional(Type.Object({
     allow: Type.Array(Type.String({ pattern: '^12D3KooW[1-9A-HJ-NP-Za-km-z]{44}$' }), { maxItems: 1024, uniqueItems: true, description: 'taskpack publishers (peer ids) this node trusts: resolve prefers them when several publishers use a name' })
   }, { additionalProperties: false })),

@@ -6,7 +6,7 @@ const count = (name: string) => (v: string): number => {
   return Number(v)
 }
 
-interface UpFlags { oracles: number, nodes: number, validators: number, dir?: string, logLevel: string, timeout: number, chain: string | boolean, specialization?: string[] }
+interface UpFlags { oracles: number, nodes: number, validators: number, dir?: string, logLevel: string, timeout: number, chain: string | boolean, specialization?: string[], sampling?: number }
 
 function addUpOptions (cmd: Command): Command {
   return cmd
@@ -18,6 +18,13 @@ function addUpOptions (cmd: Command): Command {
     .option('--specialization <taskId>', 'task id every node and validator specializes in (repeatable; default demo)', (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
     .option('--chain <kind>', 'the local chain: litesvm (default) or solana-test-validator (when on PATH)')
     .option('--no-chain', 'do not start a local Solana chain')
+    .option('--sampling <p>', 'probability that a completed task is re-executed by a validator (default: the local preset, 0.08)', parseProbability)
+}
+
+function parseProbability (v: string): number {
+  const p = Number(v)
+  if (!(p > 0 && p <= 1)) throw new TestnetError(`--sampling must be a probability in (0, 1], not '${v}'`)
+  return p
 }
 
 function parseChainKind (v: string): 'litesvm' | 'solana-test-validator' {
@@ -37,6 +44,7 @@ async function up (flags: UpFlags, dir: string | undefined): Promise<Testnet> {
     chain: flags.chain !== false,
     ...(typeof flags.chain === 'string' ? { chainKind: parseChainKind(flags.chain) } : {}),
     ...(flags.specialization !== undefined ? { specializationsFor: () => flags.specialization! } : {}),
+    ...(flags.sampling !== undefined ? { settlement: { samplingProbability: flags.sampling } } : {}),
     onProgress: m => { console.log(`testnet: ${m}`) }
   })
   console.log(`testnet: ${file.daemons.length} daemons up in ${((performance.now() - started) / 1000).toFixed(1)} s; wrote ${net.file}`)

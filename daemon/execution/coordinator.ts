@@ -14,11 +14,9 @@
  *  - deadlines (expire on chain + `deadline` events) and verification assignments are not handled here yet.
  */
 import { PublicKey } from '@solana/web3.js'
-import { peerIdFromPublicKey } from '@libp2p/peer-id'
-import { publicKeyFromRaw } from '@libp2p/crypto/keys'
 import {
   assign, assignmentAddress, assignmentDigest, attemptSeed, blacklistHash, canonicalBlacklist, decodeAssignment, decodeTaskState,
-  ed25519Instruction, executionAddress, nodeAddress, taskStateAddress, NodeStatus, type ExecutionAccount
+  ed25519Instruction, executionAddress, expire, nodeAddress, taskStateAddress, AssignmentKind, AssignmentStatus, NodeStatus, type ExecutionAccount
 } from '../../programs/client/index.js'
 import { selectNodes, type Candidate } from '../../protocols/execution/selection.js'
 import { VoteCollector, attemptKey, submitSchedule } from '../../protocols/execution/votes.js'
@@ -35,21 +33,26 @@ import type { CommitteeService } from '../services/committee.js'
 import type { ExecutionService, TrackedExecution } from '../services/execution.js'
 import { publicKeyOfPeer } from '../services/liveness.js'
 import { operatorKeypair, readExecution, readSlotHash, sendTransaction } from './chain.js'
+import { peerIdOfKey } from './keys.js'
 
 /** a vote expires this many slots after its seed slot (per ballot) */
 export const EXPIRY_WINDOW_SLOTS = 150
 /** primary plus backups in a vote */
 export const RANKED = 3
 const TICK_MS = 200
+/** how often an unsettled ballot is checked for expiry, a split, or a moved trigger slot */
+const RECHECK_MS = 1000
+/** a ballot this close to its expiry is replaced rather than submitted */
+const EXPIRY_MARGIN_SLOTS = 10
+/** the chain compares whole seconds of its own clock: expire a little after the deadline */
+const EXPIRE_GRACE_MS = 1200
 const TAKEOVER_MS = 1500
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 
-export function peerIdOfKey (key: Uint8Array): string {
-  return peerIdFromPublicKey(publicKeyFromRaw(key)).toString()
-}
+export { peerIdOfKey }
 
-interface OwnVote { ballot: number, body: AssignmentVoteBody }
+interface OwnVote { ballot: number, body: AssignmentVoteBody, checkedAt: number }
 
 export class ExecutionCoordinator {
   readonly #ctx: ServiceContext
@@ -130,13 +133,28 @@ export class ExecutionCoordinator {
     for (const tracked of this.#executions.list()) {
       const s = tracked.state
       if (s.status === 'completed' || s.status === 'failed' || s.status === 'cancelled') continue
-      for (const taskId of s.ready) {
+      for (const t of s.tasks) {
+        if (t.state !== 'ASSIGNED' || t.attempt === null || t.deadlineAt === null || Date.now() < t.deadlineAt + EXPIRE_GRACE_MS) continue
+        await this.#maybeExpire(tracked, t.taskId, t.attempt).catch(err => { this.#ctx.log.debug({ err, executionId: s.executionId, taskId: t.taskId }, 'expiring an attempt failed') })
+      }
+      // ready tasks get a primary assignment; sampled tasks without a live verifier get a verification
+      const wanted = [...s.ready, ...s.tasks.filter(x => x.state === 'PENDING_VERIFICATION' && x.verifier === null).map(x => x.taskId)]
+      for (const taskId of wanted) {
         const t = s.tasks.find(x => x.taskId === taskId)
         if (t === undefined) continue
         const key = attemptKey(s.executionId, taskId, t.nextAttempt)
         try {
           if (await this.#checkSettled(tracked, taskId, t.nextAttempt)) continue
-          if (!this.#own.has(key)) await this.#vote(tracked, taskId)
+          const own = this.#own.get(key)
+          if (own === undefined) await this.#vote(tracked, taskId, 0)
+          else if (Date.now() - own.checkedAt >= RECHECK_MS) {
+            own.checkedAt = Date.now()
+            const stale = await this.#staleBallot(tracked, taskId, own)
+            if (stale !== undefined) {
+              this.#ctx.log.debug({ executionId: s.executionId, taskId, attempt: t.nextAttempt, ballot: own.ballot, why: stale }, 'voting in the next ballot')
+              await this.#vote(tracked, taskId, own.ballot + 1)
+            }
+          }
           await this.#maybeSubmit(tracked, taskId, t.nextAttempt)
         } catch (err) {
           if (!this.#reported.has(key + (err as Error).message)) {
@@ -158,20 +176,41 @@ export class ExecutionCoordinator {
     return e
   }
 
-  /** Computes this oracle's selection for the task's next attempt and publishes its vote. */
-  async #vote (tracked: TrackedExecution, taskId: string): Promise<void> {
+  /**
+   * The slot the attempt's seed derives from, as the program computes it: the task's trigger slot
+   * once the task has a state account, else the execution's ready slot (read fresh: it moves when
+   * a task of the execution becomes VERIFIED).
+   */
+  async #triggerSlot (tracked: TrackedExecution, taskId: string): Promise<bigint | undefined> {
+    const connection = this.#settlement.connection!
+    const execution = executionAddress(this.#programId, this.#settlement.configAddress!, executionKey(tracked.state.executionId))[0]
+    const info = await connection.getAccountInfo(taskStateAddress(this.#programId, execution, taskKey(taskId))[0], 'confirmed')
+    if (info !== null) return decodeTaskState(info.data).triggerSlot
+    const e = await readExecution(connection, this.#programId, execution)
+    return e?.readySlot
+  }
+
+  /** Why this oracle's unsettled ballot cannot settle any more, or undefined while it still can. */
+  async #staleBallot (tracked: TrackedExecution, taskId: string, own: OwnVote): Promise<string | undefined> {
+    const b = own.body
+    if (this.#executions.currentSlot + EXPIRY_MARGIN_SLOTS >= b.expirySlot) return 'expired'
+    if (this.#collectorOf()?.tally(b.executionId, b.taskId, b.attempt, own.ballot).status === 'split') return 'split'
+    const trigger = await this.#triggerSlot(tracked, taskId)
+    const config = this.#settlement.config
+    if (trigger !== undefined && config !== undefined && Number(trigger) + config.params.seedDelaySlots !== b.seedSlot) return 'trigger slot moved'
+    return undefined
+  }
+
+  /** Computes this oracle's selection for the task's next attempt and publishes its vote in `ballot`. */
+  async #vote (tracked: TrackedExecution, taskId: string, ballot: number): Promise<void> {
     const connection = this.#settlement.connection!
     const config = this.#settlement.config!
     const s = tracked.state
     const t = s.tasks.find(x => x.taskId === taskId)!
     const attempt = t.nextAttempt
     const execution = executionAddress(this.#programId, this.#settlement.configAddress!, executionKey(s.executionId))[0]
-    let trigger = BigInt(s.requestSlot)
-    if (attempt > 0) {
-      const info = await connection.getAccountInfo(taskStateAddress(this.#programId, execution, taskKey(taskId))[0], 'confirmed')
-      if (info === null) return
-      trigger = decodeTaskState(info.data).triggerSlot
-    }
+    const trigger = await this.#triggerSlot(tracked, taskId)
+    if (trigger === undefined) return
     const seedSlot = trigger + BigInt(config.params.seedDelaySlots)
     if (BigInt(this.#executions.currentSlot) <= seedSlot) return // the seed does not exist yet
     const slotHash = await readSlotHash(connection, seedSlot)
@@ -182,6 +221,8 @@ export class ExecutionCoordinator {
     const onChain = await this.#executionAccount(tracked)
     const entry = onChain?.tasks.find(x => hex(x.taskId) === hex(taskKey(taskId)))
     if (entry === undefined) return
+    const modelTask = tracked.model.tasks.find(x => x.id === t.task)!
+    // on chain a node declares the task ids it takes (the program checks it at assignment)
     const keyHex = hex(taskKey(taskId))
     const candidates: Candidate[] = this.#settlement.registry().map(r => {
       const peerId = peerIdOfKey(r.node.operator.toBytes())
@@ -197,27 +238,30 @@ export class ExecutionCoordinator {
         }
       }
     })
-    const modelTask = tracked.model.tasks.find(x => x.id === t.task)!
     const datasets = Object.values(t.inputs).flatMap(u => u !== null && u.startsWith('dataset://') ? [u.slice('dataset://'.length)] : [])
-    const selection = selectNodes(candidates, { taskId, vramBytes: modelTask.vramRequirement, gpu: 'optional', datasets, payment: entry.price },
-      seed, new Set(t.blacklist), { minStake: config.params.minStake, minStakeRatio: config.params.minStakeRatioBps / 10_000 }, Math.min(RANKED, MAX_RANKED))
+    // a verification goes to a validator other than the asserter (DESIGN.md, Proof of Sampling)
+    const verification = t.state === 'PENDING_VERIFICATION'
+    const blacklist = verification && t.node !== null ? [...new Set([...t.blacklist, t.node])].sort() : [...t.blacklist]
+    const pool = verification ? candidates.filter(c => c.liveness?.roles?.includes('validator') === true) : candidates.filter(c => c.liveness?.roles === undefined || c.liveness.roles.includes('node'))
+    const payment = verification ? entry.price * BigInt(config.params.validatorRewardBps) / 10_000n : entry.price
+    const selection = selectNodes(pool, { taskId, vramBytes: modelTask.vramRequirement, gpu: 'optional', datasets, payment },
+      seed, new Set(blacklist), { minStake: config.params.minStake, minStakeRatio: config.params.minStakeRatioBps / 10_000 }, Math.min(RANKED, MAX_RANKED))
     if (selection.ranked.length === 0) {
       const k = `none:${attemptKey(s.executionId, taskId, attempt)}:${round.round}`
       if (!this.#reported.has(k)) {
         this.#reported.add(k)
-        this.#ctx.log.warn({ executionId: s.executionId, taskId, excluded: selection.excluded }, 'no eligible node for a ready task')
+        this.#ctx.log.warn({ executionId: s.executionId, taskId, kind: verification ? 'verification' : 'primary', excluded: selection.excluded }, verification ? 'no eligible validator for a sampled task' : 'no eligible node for a ready task')
       }
       return
     }
-    const ballot = 0
     const body = withDigest({
       v: 1, oracle: this.#self, committeeEpoch: config.committeeEpoch.toString(), executionId: s.executionId, taskId, attempt, ballot,
-      kind: 'primary', node: selection.ranked[0]!, blacklist: [...t.blacklist], seedSlot: Number(seedSlot), seed: hex(seed),
+      kind: verification ? 'verification' : 'primary', node: selection.ranked[0]!, blacklist, seedSlot: Number(seedSlot), seed: hex(seed),
       livenessRound: round.round, computeUnits: t.computeUnits, expirySlot: Number(seedSlot) + EXPIRY_WINDOW_SLOTS * (ballot + 1),
       selection: { ranked: selection.ranked, eligible: selection.eligible.length }
     }, publicKeyOfPeer, this.digestOf)
     const data = encodeAssignmentVote(body, this.#ctx.genesisHash, b => this.#ctx.identity.sign(b))
-    this.#own.set(attemptKey(s.executionId, taskId, attempt), { ballot, body })
+    this.#own.set(attemptKey(s.executionId, taskId, attempt), { ballot, body, checkedAt: Date.now() })
     const own = this.validateVote(data, this.#self, Date.now())
     if (own.result === 'accept') this.handleVote(own.value)
     else this.#ctx.log.warn({ reason: own.reason }, 'own assignment vote does not validate')
@@ -225,11 +269,36 @@ export class ExecutionCoordinator {
     this.#ctx.log.debug({ executionId: s.executionId, taskId, attempt, node: body.node, seedSlot: body.seedSlot }, 'assignment vote published')
   }
 
+  /**
+   * Expires an attempt whose deadline passed without a commitment (anyone may; the committee does it
+   * in submitter order so one transaction usually suffices). The chain watcher applies the result.
+   */
+  async #maybeExpire (tracked: TrackedExecution, taskId: string, attempt: number): Promise<void> {
+    const key = `expire:${attemptKey(tracked.state.executionId, taskId, attempt)}`
+    const now = Date.now()
+    const first = this.#quorumAt.get(key) ?? now
+    this.#quorumAt.set(key, first)
+    const schedule = submitSchedule(key, this.#members, this.#self, TAKEOVER_MS)
+    if (schedule === undefined || now - first < schedule.firstAtMs) return
+    const last = this.#lastSubmit.get(key)
+    if (last !== undefined && now - last < schedule.everyMs) return
+    this.#lastSubmit.set(key, now)
+    const programId = this.#programId
+    const execution = executionAddress(programId, this.#settlement.configAddress!, executionKey(tracked.state.executionId))[0]
+    const assignment = assignmentAddress(programId, execution, taskKey(taskId), attempt)[0]
+    const info = await this.#settlement.connection!.getAccountInfo(assignment, 'confirmed')
+    if (info === null) return
+    const a = decodeAssignment(info.data)
+    if (a.status !== AssignmentStatus.Assigned) return // committed in time, or already expired
+    const sent = await sendTransaction(this.#settlement.connection!, [expire({ programId, execution, taskId: taskKey(taskId), assignment, node: a.node })], operatorKeypair(this.#ctx.identity))
+    this.#ctx.log.info({ executionId: tracked.state.executionId, taskId, attempt, signature: sent.signature }, 'attempt expired on chain (deadline passed without a commitment)')
+  }
+
   /** Sends the quorum's Ed25519 instruction + assign when it is this oracle's turn. */
   async #maybeSubmit (tracked: TrackedExecution, taskId: string, attempt: number): Promise<void> {
     const s = tracked.state
     const key = attemptKey(s.executionId, taskId, attempt)
-    const quorum = this.#collectorOf()?.quorum(s.executionId, taskId, attempt)
+    const quorum = this.#collectorOf()?.quorum(s.executionId, taskId, attempt, this.#executions.currentSlot + EXPIRY_MARGIN_SLOTS)
     if (quorum === undefined) return
     const now = Date.now()
     const first = this.#quorumAt.get(key) ?? now
@@ -250,7 +319,7 @@ export class ExecutionCoordinator {
     const blacklist = canonicalBlacklist(b.blacklist.map(p => publicKeyOfPeer(p)!))
     const ed = ed25519Instruction(Buffer.from(quorum.digest, 'hex'), quorum.signatures.map(x => ({ publicKey: new PublicKey(publicKeyOfPeer(x.oracle)!), signature: x.signature })))
     const ix = assign({
-      programId, payer: operatorKeypair(this.#ctx.identity).publicKey, config, execution, taskId: taskKey(taskId), attempt, kind: 0,
+      programId, payer: operatorKeypair(this.#ctx.identity).publicKey, config, execution, taskId: taskKey(taskId), attempt, kind: b.kind === 'verification' ? AssignmentKind.Verification : AssignmentKind.Primary,
       node: nodeAddress(programId, config, nodeKey)[0], livenessRound: BigInt(b.livenessRound), expirySlot: BigInt(b.expirySlot), blacklist
     })
     try {
@@ -284,13 +353,14 @@ export class ExecutionCoordinator {
     if (operator === undefined) throw new Error(`assignment names node account ${a.node.toBase58()}, which is not in the registry`)
     const node = peerIdOfKey(operator.toBytes())
     const deadlineMs = Number(a.deadline) * 1000
-    await this.#executions.apply(s.executionId, { type: 'assigned', at: Date.now(), taskId, attempt, node, kind: 'primary', deadlineAt: deadlineMs })
+    const kind = a.kind === AssignmentKind.Verification ? 'verification' as const : 'primary' as const
+    await this.#executions.apply(s.executionId, { type: 'assigned', at: Date.now(), taskId, attempt, node, kind, deadlineAt: deadlineMs })
     if (announce) {
       const t = tracked.state.tasks.find(x => x.taskId === taskId)!
       const modelTask = tracked.model.tasks.find(x => x.id === t.task)!
       const inputs = Object.fromEntries(Object.entries(t.inputs).flatMap(([n, u]) => u !== null ? [[n, u]] : []))
       const body = {
-        v: 1 as const, oracle: this.#self, executionId: s.executionId, taskId, attempt, kind: 'primary' as const, node, taskpack: modelTask.taskpack,
+        v: 1 as const, oracle: this.#self, executionId: s.executionId, taskId, attempt, kind, node, taskpack: modelTask.taskpack,
         inputs, computeUnits: t.computeUnits, assignedSlot: Number(a.assignedSlot), deadlineMs, timestampMs: Date.now()
       }
       const data = encodeExecutionMessage({ type: ASSIGNMENT_NOTICE_KIND, body }, this.#ctx.genesisHash, b => this.#ctx.identity.sign(b))

@@ -177,7 +177,8 @@ export class CommitteeService implements DaemonService {
       hardware: e.hardware,
       specializations: e.specializations,
       datasets: e.datasets,
-      software: e.software
+      software: e.software,
+      ...(e.roles !== undefined ? { roles: e.roles } : {})
     }))
     return { v: 1, round, oracle: this.#self, entries }
   }

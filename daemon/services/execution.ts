@@ -26,11 +26,14 @@ import { ModelExecutionStatusSchema, RequestExecutionResultSchema, ExecutionTran
 import { ExecutionLog, parseAmount, splitFee } from '../execution/requests.js'
 import { operatorKeypair, sendTransaction, readExecution, ChainSendError } from '../execution/chain.js'
 import { ExecutionCoordinator } from '../execution/coordinator.js'
+import { ChainWatcher } from '../execution/watcher.js'
+import { NodeTaskRunner, type NodeAssignment } from '../execution/runner.js'
 import type { CommitteeService } from './committee.js'
 
 /** How long a request may wait for the model definition before it is declared unknown. */
 const MODEL_LOOKUP_MS = 8000
 const SLOT_POLL_MS = 500
+const WATCH_MS = 1000
 
 export interface TrackedExecution {
   model: ModelDefinition
@@ -71,13 +74,19 @@ export class ExecutionService implements DaemonService {
   /** votes are validated (and relayed) by every daemon with settlement; only committee oracles vote and submit */
   readonly coordinator: ExecutionCoordinator | undefined
   readonly #isOracle: boolean
+  readonly #watcher: ChainWatcher | undefined
+  readonly #runner: NodeTaskRunner | undefined
+  /** failures nodes reported for their attempts, shown as the reason when the attempt expires */
+  readonly #failureReports = new Map<string, string>()
   #slot = 0
   #slotTimer: NodeJS.Timeout | undefined
+  #watchTimer: NodeJS.Timeout | undefined
   #stopped = false
 
   constructor (ctx: ServiceContext) {
     this.#ctx = ctx
-    this.rules = defaultRules(ctx.preset.local ? 'local' : 'public')
+    // with settlement, a completion is VERIFIED only through the on-chain sampling decision (and reveal)
+    this.rules = defaultRules(ctx.preset.local ? 'local' : 'public', ctx.options.programId !== undefined ? { verification: 'sampling' } : {})
     this.#log = new ExecutionLog(ctx.datastore)
     this.#committee = new Set(ctx.genesis.committee.map(m => m.peerId))
     ctx.gossip.add<ExecutionMessage>({
@@ -104,6 +113,19 @@ export class ExecutionService implements DaemonService {
         validate: (data, from, nowMs) => coordinator.validateVote(data, from, nowMs),
         handle: vote => { if (this.#isOracle) coordinator.handleVote(vote) }
       })
+      this.#watcher = new ChainWatcher({ executions: this, settlement: () => this.#settlement(), programId: new PublicKey(ctx.options.programId), log: ctx.log })
+      if (ctx.options.roles.includes('node') || ctx.options.roles.includes('validator')) {
+        this.#runner = new NodeTaskRunner({
+          ctx,
+          publishCompletion: async body => { await this.#publishOwn({ type: COMPLETION_KIND, body }) },
+          publishFailure: async body => { await this.#publishOwn({ type: FAILURE_KIND, body }) },
+          completionOf: (executionId, taskId, attempt) => this.#watcher?.revealedOutputs(executionId, taskId, attempt)
+        })
+        this.onTransition(e => {
+          const tr = e.transition
+          if (tr.scope === 'task' && tr.to === 'ASSIGNED' && tr.node === ctx.identity.peerId.toString()) this.#runAssigned(e.executionId, tr.taskId)
+        })
+      }
     }
     this.#registerRpc()
   }
@@ -146,12 +168,69 @@ export class ExecutionService implements DaemonService {
     this.#slotTimer = setInterval(() => { pollSlot().catch(() => {}) }, SLOT_POLL_MS)
     this.#slotTimer.unref()
     if (this.#isOracle) this.coordinator?.start()
+    if (this.#watcher !== undefined) {
+      const watcher = this.#watcher
+      this.#watchTimer = setInterval(() => { watcher.step().catch(err => { this.#ctx.log.debug({ err }, 'chain watch step failed') }) }, WATCH_MS)
+      this.#watchTimer.unref()
+    }
+    // attempts assigned to this node before a restart: the runner checks the chain before running
+    for (const tracked of this.#executions.values()) {
+      for (const t of tracked.state.tasks) {
+        if (t.state === 'ASSIGNED' && t.node === this.#ctx.identity.peerId.toString()) this.#runAssigned(tracked.state.executionId, t.taskId)
+      }
+    }
   }
 
-  stop (): void {
+  /** What the reducer records as the reason when an attempt this node reported as failed expires. */
+  failureNote (executionId: string, taskId: string, attempt: number): { reason?: string } {
+    const reason = this.#failureReports.get(`${executionId}|${taskId}|${attempt}`)
+    return reason !== undefined ? { reason } : {}
+  }
+
+  #runAssigned (executionId: string, taskId: string): void {
+    const runner = this.#runner
+    const tracked = this.#executions.get(executionId)
+    const t = tracked?.state.tasks.find(x => x.taskId === taskId)
+    if (runner === undefined || tracked === undefined || t === undefined || t.attempt === null || t.deadlineAt === null) return
+    const modelTask = tracked.model.tasks.find(x => x.id === t.task)!
+    const inputs = Object.fromEntries(Object.entries(t.inputs).flatMap(([n, u]) => u !== null ? [[n, u]] : []))
+    const assignment: NodeAssignment = {
+      executionId, taskId, attempt: t.attempt, taskpack: modelTask.taskpack, inputs, outputs: modelTask.outputs.map(o => o.name),
+      deadlineMs: t.deadlineAt,
+      ...(modelTask.weightUri !== undefined ? { weightUri: modelTask.weightUri } : {}),
+      ...(modelTask.params !== undefined ? { params: modelTask.params } : {})
+    }
+    void runner.run(assignment)
+  }
+
+  #runVerification (executionId: string, taskId: string): void {
+    const runner = this.#runner
+    const tracked = this.#executions.get(executionId)
+    const t = tracked?.state.tasks.find(x => x.taskId === taskId)
+    if (runner === undefined || tracked === undefined || t === undefined || t.verifier === null || t.attempt === null) return
+    const modelTask = tracked.model.tasks.find(x => x.id === t.task)!
+    const inputs = Object.fromEntries(Object.entries(t.inputs).flatMap(([n, u]) => u !== null ? [[n, u]] : []))
+    void runner.verify({
+      executionId, taskId, attempt: t.verifier.attempt, verifies: t.attempt, taskpack: modelTask.taskpack, inputs, outputs: modelTask.outputs.map(o => o.name),
+      deadlineMs: t.verifier.deadlineAt,
+      ...(modelTask.weightUri !== undefined ? { weightUri: modelTask.weightUri } : {}),
+      ...(modelTask.params !== undefined ? { params: modelTask.params } : {})
+    })
+  }
+
+  /** Publishes a message this daemon signs and delivers it to its own handlers too. */
+  async #publishOwn (msg: ExecutionMessage): Promise<void> {
+    const data = encodeExecutionMessage(msg, this.#ctx.genesisHash, b => this.#ctx.identity.sign(b))
+    this.deliverLocal(msg, this.#ctx.identity.peerId.toString())
+    await this.#ctx.gossip.publish('execution', data)
+  }
+
+  async stop (): Promise<void> {
     this.#stopped = true
     this.coordinator?.stop()
     clearInterval(this.#slotTimer)
+    clearInterval(this.#watchTimer)
+    await this.#runner?.stop()
     this.#transitionListeners.clear()
     this.#messageListeners.clear()
   }
@@ -184,6 +263,7 @@ export class ExecutionService implements DaemonService {
       tracked.events.push(event)
       tracked.state = r.state
       this.#emit(executionId, r.transitions)
+      if (event.type === 'assigned' && event.kind === 'verification' && event.node === this.#ctx.identity.peerId.toString()) this.#runVerification(executionId, event.taskId)
       return { applied: true }
     }
     const prev = this.#queues.get(executionId) ?? Promise.resolve()
@@ -226,17 +306,18 @@ export class ExecutionService implements DaemonService {
       case EXECUTION_REQUEST_KIND:
         void this.#onRemoteRequest(msg.body).catch(err => { this.#ctx.log.debug({ err, executionId: msg.body.executionId }, 'execution request not taken') })
         break
-      case COMPLETION_KIND: {
-        const b = msg.body
-        // TODO(issue 8): with Proof of Sampling the commitment goes on chain first; until then completion counts as verified
-        void this.apply(b.executionId, { type: 'completed', at: Date.now(), taskId: b.taskId, attempt: b.attempt, node: b.node, outputs: b.outputs, outputRoot: b.outputRoot, startedAt: b.startedAtMs })
-          .catch(err => { this.#ctx.log.warn({ err }, 'applying a completion failed') })
+      case COMPLETION_KIND:
+        // accepted only once the chain shows the revealed output root of that attempt
+        this.#watcher?.offerCompletion(msg.body)
         break
-      }
       case FAILURE_KIND: {
+        // the chain has no failure report: the attempt fails when it expires, with this reason
         const b = msg.body
-        void this.apply(b.executionId, { type: 'task-failed', at: Date.now(), taskId: b.taskId, attempt: b.attempt, node: b.node, reason: b.reason })
-          .catch(err => { this.#ctx.log.warn({ err }, 'applying a failure report failed') })
+        const t = this.#executions.get(b.executionId)?.state.tasks.find(x => x.taskId === b.taskId)
+        if (t !== undefined && t.attempt === b.attempt && t.node === b.node) {
+          this.#failureReports.set(`${b.executionId}|${b.taskId}|${b.attempt}`, b.reason)
+          this.#ctx.log.info({ executionId: b.executionId, taskId: b.taskId, attempt: b.attempt, node: b.node, reason: b.reason }, 'a node reported a failed run; the attempt is reassigned when it expires')
+        }
         break
       }
       case ASSIGNMENT_NOTICE_KIND:
@@ -249,7 +330,7 @@ export class ExecutionService implements DaemonService {
   async #onNotice (b: AssignmentNoticeBody): Promise<void> {
     const tracked = this.#executions.get(b.executionId)
     const t = tracked?.state.tasks.find(x => x.taskId === b.taskId)
-    if (tracked === undefined || t === undefined || b.kind !== 'primary' || b.attempt < t.nextAttempt) return
+    if (tracked === undefined || t === undefined || b.attempt < t.nextAttempt) return
     const programId = this.#programId()
     const connection = this.#settlement().connection
     const config = this.#settlement().configAddress
@@ -260,7 +341,7 @@ export class ExecutionService implements DaemonService {
     if (info === null || !info.owner.equals(programId)) throw new Error('no such assignment on chain')
     const a = decodeAssignment(info.data)
     if (!a.node.equals(nodeAddress(programId, config, new PublicKey(nodeKey))[0])) throw new Error('the chain assigned another node')
-    await this.apply(b.executionId, { type: 'assigned', at: Date.now(), taskId: b.taskId, attempt: b.attempt, node: b.node, kind: 'primary', deadlineAt: Number(a.deadline) * 1000 })
+    await this.apply(b.executionId, { type: 'assigned', at: Date.now(), taskId: b.taskId, attempt: b.attempt, node: b.node, kind: b.kind, deadlineAt: Number(a.deadline) * 1000 })
   }
 
   /** A request announced by another daemon: taken only when the chain holds the escrow it claims. */

@@ -187,7 +187,8 @@ export class HeartbeatService implements DaemonService {
       hardware: this.#hardware!,
       specializations: [...o.specializations],
       datasets: [...new Set(this.#datasetSources.flatMap(f => f()))].sort().slice(0, 256),
-      software: softwareVersion()
+      software: softwareVersion(),
+      roles: [...this.#ctx.options.roles].sort()
     }
   }
 

@@ -38,7 +38,7 @@ export const MAX_BLACKLIST = 8
 export const CONFIG_SIZE = 424
 export const NODE_SIZE = 696
 export const PARAMS_SIZE = 80
-export const EXECUTION_SIZE = 200 + 48 * MAX_TASKS
+export const EXECUTION_SIZE = 208 + 48 * MAX_TASKS
 export const TASK_STATE_SIZE = 128
 export const ASSIGNMENT_SIZE = 272
 export const SLASH_SIZE = 200
@@ -676,6 +676,8 @@ export interface ExecutionAccount {
   escrow: PublicKey
   executionId: Uint8Array
   requestSlot: bigint
+  /** the slot first attempts derive their seed from (request, then the latest task becoming VERIFIED) */
+  readySlot: bigint
   deposited: bigint
   balance: bigint
   /** payments of live assignments */
@@ -698,8 +700,9 @@ export function decodeExecution (data: Uint8Array): ExecutionAccount {
     deposited: v.getBigUint64(176, true),
     balance: v.getBigUint64(184, true),
     reservedAmount: v.getBigUint64(192, true),
+    readySlot: v.getBigUint64(200, true),
     tasks: Array.from({ length: count }, (_, i) => {
-      const o = 200 + 48 * i
+      const o = 208 + 48 * i
       return { taskId: data.slice(o, o + 32), price: v.getBigUint64(o + 32, true), computeUnits: v.getUint32(o + 40, true), flags: v.getUint32(o + 44, true) }
     })
   }

@@ -98,16 +98,22 @@ export type ExecutionEvent =
   | { type: 'requested', at: number, executionId: string, modelId: string, requester: string, fee: string, requestSlot: number, inputs: UriMap }
   /** an assignment settled on chain (kind primary or verification) */
   | { type: 'assigned', at: number, taskId: string, attempt: number, node: string, kind: 'primary' | 'verification', deadlineAt?: number }
-  /** the assigned node's signed completion */
-  | { type: 'completed', at: number, taskId: string, attempt: number, node: string, outputs: UriMap, outputRoot?: string, startedAt?: number }
+  /**
+   * the assigned node's completion: its signed outputs, or (`committedOnly`, 'sampling' rules) only its
+   * on-chain commitment, when the task was sampled and the outputs wait for the verifier
+   */
+  | { type: 'completed', at: number, taskId: string, attempt: number, node: string, outputs: UriMap, outputRoot?: string, startedAt?: number, committedOnly?: boolean }
   /** the sampling decision for a completed primary attempt ('sampling' rules only) */
   | { type: 'sampled', at: number, taskId: string, attempt: number, sampled: boolean }
   /** outcome of re-execution of a primary attempt: the verifier agreed, disagreed (asserter at fault), or three ways */
-  | { type: 'verified', at: number, taskId: string, attempt: number, outcome: 'match' | 'mismatch' | 'nondeterministic', reason?: string }
+  | { type: 'verified', at: number, taskId: string, attempt: number, outcome: 'match' | 'mismatch' | 'nondeterministic', reason?: string, outputs?: UriMap, outputRoot?: string }
   /** the assigned node reported that its run failed */
   | { type: 'task-failed', at: number, taskId: string, attempt: number, node: string, reason: string }
-  /** the deadline of an attempt (primary or verification) passed without a completion */
-  | { type: 'deadline', at: number, taskId: string, attempt: number }
+  /**
+   * the deadline of an attempt (primary or verification) passed without a completion (on chain: the
+   * attempt expired); `reason` is what the node reported, when it reported a failed run
+   */
+  | { type: 'deadline', at: number, taskId: string, attempt: number, reason?: string }
   | { type: 'cancelled', at: number, reason?: string }
   /** the committee gives up on the execution (for instance, no eligible node and no prospect of one) */
   | { type: 'aborted', at: number, reason: string }
@@ -454,7 +460,8 @@ export function applyEvent (prev: ExecutionState, event: ExecutionEvent, rules: 
       if (!live || t.state !== 'ASSIGNED') return ignored(`${describe}: completion of an attempt that is not live (task is ${t.state}, live attempt ${t.attempt ?? 'none'})`)
       if (event.node !== t.node) return ignored(`${describe}: completion by ${event.node}, but the attempt is assigned to ${t.node}`)
       if (event.outputs === null || typeof event.outputs !== 'object') throw badEvent('completed: outputs must be an object')
-      const needed = neededOutputs(state, t.task)
+      const committedOnly = event.committedOnly === true && rules.verification === 'sampling'
+      const needed = committedOnly ? [] : neededOutputs(state, t.task)
       const missing = needed.filter(n => typeof event.outputs[n] !== 'string')
       if (missing.length > 0) return ignored(`${describe}: completion lacks output${missing.length > 1 ? 's' : ''} ${missing.map(m => `'${m}'`).join(', ')}`)
       t.outputs = { ...event.outputs }
@@ -482,6 +489,12 @@ export function applyEvent (prev: ExecutionState, event: ExecutionEvent, rules: 
       if (!live || t.state !== 'PENDING_VERIFICATION') return ignored(`${describe}: verification outcome for an attempt that is not pending verification (task is ${t.state})`)
       t.verifier = null
       if (event.outcome === 'match') {
+        if (event.outputs !== undefined) {
+          const missing = neededOutputs(state, t.task).filter(n => typeof event.outputs![n] !== 'string')
+          if (missing.length > 0) return ignored(`${describe}: verified outputs lack ${missing.map(m => `'${m}'`).join(', ')}`)
+          t.outputs = { ...event.outputs }
+          t.outputRoot = event.outputRoot ?? t.outputRoot
+        }
         move(t, 'VERIFIED', at, transitions, event.reason ?? 're-execution matched')
         t.verifiedAt = at
       } else if (event.outcome === 'mismatch') {
@@ -514,7 +527,9 @@ export function applyEvent (prev: ExecutionState, event: ExecutionEvent, rules: 
       }
       if (!live || t.state !== 'ASSIGNED') return ignored(`${describe}: deadline of an attempt that is not live (task is ${t.state})`)
       if (at < t.deadlineAt!) return ignored(`${describe}: deadline not reached (due at ${t.deadlineAt})`)
-      const reason = `deadline missed (${t.deadlineAt! - t.assignedAt!} ms)`
+      const reason = typeof event.reason === 'string' && event.reason !== ''
+        ? `run failed on the node: ${event.reason.slice(0, 500)}`
+        : `deadline missed (${t.deadlineAt! - t.assignedAt!} ms)`
       move(t, 'FAILED', at, transitions, reason)
       afterFailure(state, t, reason, at, rules, transitions)
       break

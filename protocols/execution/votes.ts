@@ -136,8 +136,8 @@ export class VoteCollector {
     return [...(this.#attempts.get(attemptKey(executionId, taskId, attempt))?.ballots.keys() ?? [])].sort((a, b) => a - b)
   }
 
-  /** The quorum of the lowest ballot that has one, or undefined. */
-  quorum (executionId: string, taskId: string, attempt: number): Quorum | undefined {
+  /** The quorum of the lowest ballot that has one (and, given `minExpirySlot`, expires no earlier), or undefined. */
+  quorum (executionId: string, taskId: string, attempt: number, minExpirySlot?: number): Quorum | undefined {
     const a = this.#attempts.get(attemptKey(executionId, taskId, attempt))
     if (a === undefined) return undefined
     for (const ballot of this.ballots(executionId, taskId, attempt)) {
@@ -145,6 +145,7 @@ export class VoteCollector {
       if (t.status !== 'quorum') continue
       const winner = t.digests[0]!
       const votes = a.ballots.get(ballot)!.votes
+      if (minExpirySlot !== undefined && votes.get(winner.oracles[0]!)!.body.expirySlot < minExpirySlot) continue
       return {
         executionId,
         taskId,

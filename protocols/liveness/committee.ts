@@ -4,7 +4,7 @@ import { Ajv } from 'ajv'
 import { canonicalJson } from '../canonical.js'
 import { signingBytes } from '../envelope.js'
 import { accept, ignore, reject, type Verdict } from '../validation.js'
-import { Capacity, Hardware, NODE_STATUSES } from './heartbeat.js'
+import { Capacity, Hardware, NODE_STATUSES, SafeUint, isCanonicalSignature } from './heartbeat.js'
 
 export const VIEW_KIND = 'committee-view'
 export const CERT_KIND = 'committee-cert'
@@ -14,19 +14,20 @@ export const COMMITTEE_MAX_BYTES = 256 * 1024
 export const TableEntry = Type.Object({
   peerId: Type.String({ minLength: 1, maxLength: 128 }),
   status: Type.Union([...NODE_STATUSES, 'offline' as const].map(s => Type.Literal(s))),
-  bootEpoch: Type.Integer({ minimum: 0 }),
-  seq: Type.Integer({ minimum: 0 }),
+  bootEpoch: SafeUint(),
+  seq: SafeUint(),
   capacity: Capacity,
   hardware: Hardware,
   specializations: Type.Array(Type.String({ maxLength: 128 }), { maxItems: 64 }),
   datasets: Type.Array(Type.String({ maxLength: 128 }), { maxItems: 256 }),
-  software: Type.String({ maxLength: 64 })
+  software: Type.String({ maxLength: 64 }),
+  roles: Type.Optional(Type.Array(Type.Union([Type.Literal('oracle'), Type.Literal('node'), Type.Literal('validator')]), { maxItems: 3, uniqueItems: true, description: 'the daemon\'s roles (verification is assigned to validators)' }))
 }, { additionalProperties: false })
 export type TableEntry = Static<typeof TableEntry>
 
 export const ViewBody = Type.Object({
   v: Type.Literal(1),
-  round: Type.Integer({ minimum: 0 }),
+  round: SafeUint(),
   oracle: Type.String({ minLength: 1, maxLength: 128 }),
   entries: Type.Array(TableEntry, { maxItems: 4096 })
 }, { additionalProperties: false })
@@ -34,7 +35,7 @@ export type ViewBody = Static<typeof ViewBody>
 
 export const CertBody = Type.Object({
   v: Type.Literal(1),
-  round: Type.Integer({ minimum: 0 }),
+  round: SafeUint(),
   oracle: Type.String({ minLength: 1, maxLength: 128 }),
   tableHash: Type.String({ pattern: '^[0-9a-f]{64}$' }),
   /** the oracles whose views were merged */
@@ -84,6 +85,7 @@ export function validateCommitteeMessage (data: Uint8Array, from: string, ctx: C
   }
   if (!checkMessage(parsed)) return reject(`committee message does not match the schema: ${checkMessage.errors?.[0]?.message ?? ''}`)
   const msg = parsed as { type: 'view' | 'cert', body: ViewBody | CertBody, sig: string }
+  if (!isCanonicalSignature(msg.sig)) return reject('committee message signature is not canonical base64')
   if (msg.body.oracle !== from) return reject('committee message signed for another oracle than its publisher')
   if (!ctx.members.has(from)) return reject('committee message from a peer that is not a committee member')
   const key = ctx.publicKeyOf(from)

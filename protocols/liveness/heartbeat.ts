@@ -9,10 +9,16 @@ export const NODE_STATUSES = ['available', 'busy', 'draining'] as const
 export type NodeStatus = typeof NODE_STATUSES[number]
 
 const Id = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._:/@-]+$' })
+/**
+ * A non-negative integer that a double holds exactly. Bounded so that a peer cannot send 1e300 or
+ * 2^64 (which JSON numbers allow and an unbounded integer schema accepts): such a value does not
+ * round-trip, and `seq + 1 === seq` would break ordering.
+ */
+export const SafeUint = (options: { description?: string } = {}) => Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, ...options })
 
 export const Gpu = Type.Object({
   model: Type.String({ minLength: 1, maxLength: 128 }),
-  vramBytes: Type.Integer({ minimum: 0 }),
+  vramBytes: SafeUint(),
   simulated: Type.Optional(Type.Boolean({ description: 'advertised with --simulate-gpu on a local network' }))
 }, { additionalProperties: false })
 export type Gpu = Static<typeof Gpu>
@@ -20,7 +26,7 @@ export type Gpu = Static<typeof Gpu>
 export const Hardware = Type.Object({
   cpuModel: Type.String({ maxLength: 256 }),
   cpuCores: Type.Integer({ minimum: 1, maximum: 4096 }),
-  ramBytes: Type.Integer({ minimum: 0 }),
+  ramBytes: SafeUint(),
   gpus: Type.Array(Gpu, { maxItems: 64 })
 }, { additionalProperties: false })
 export type Hardware = Static<typeof Hardware>
@@ -28,22 +34,23 @@ export type Hardware = Static<typeof Hardware>
 export const Capacity = Type.Object({
   taskSlots: Type.Integer({ minimum: 0, maximum: 4096 }),
   freeSlots: Type.Integer({ minimum: 0, maximum: 4096 }),
-  freeMemoryBytes: Type.Integer({ minimum: 0 })
+  freeMemoryBytes: SafeUint()
 }, { additionalProperties: false })
 export type Capacity = Static<typeof Capacity>
 
 export const HeartbeatBody = Type.Object({
   v: Type.Literal(1),
   peerId: Type.String({ minLength: 1, maxLength: 128 }),
-  bootEpoch: Type.Integer({ minimum: 0, description: 'increases at every daemon start' }),
-  seq: Type.Integer({ minimum: 0, description: 'increases at every heartbeat within a boot epoch' }),
-  timestampMs: Type.Integer({ minimum: 0 }),
+  bootEpoch: SafeUint({ description: 'increases at every daemon start' }),
+  seq: SafeUint({ description: 'increases at every heartbeat within a boot epoch' }),
+  timestampMs: SafeUint(),
   status: Type.Union(NODE_STATUSES.map(s => Type.Literal(s))),
   capacity: Capacity,
   hardware: Hardware,
   specializations: Type.Array(Id, { maxItems: 64, uniqueItems: true }),
   datasets: Type.Array(Id, { maxItems: 256, uniqueItems: true }),
-  software: Type.String({ maxLength: 64 })
+  software: Type.String({ maxLength: 64 }),
+  roles: Type.Optional(Type.Array(Type.Union([Type.Literal('oracle'), Type.Literal('node'), Type.Literal('validator')]), { maxItems: 3, uniqueItems: true, description: 'the daemon\'s roles (verification is assigned to validators)' }))
 }, { additionalProperties: false })
 export type HeartbeatBody = Static<typeof HeartbeatBody>
 
@@ -54,6 +61,15 @@ const SignedHeartbeat = Type.Object({
 type SignedHeartbeat = Static<typeof SignedHeartbeat>
 
 const checkSigned = new Ajv({ strict: false, allErrors: false }).compile(SignedHeartbeat)
+
+/**
+ * True when `sig` is the one canonical base64 text of its 64 bytes. The schema's pattern admits 16
+ * spellings of each signature (the last character carries 4 unused bits); only the canonical one is
+ * accepted, so a relay cannot make "new" copies of a signed message.
+ */
+export function isCanonicalSignature (sig: string): boolean {
+  return Buffer.from(sig, 'base64').toString('base64') === sig
+}
 
 export function encodeHeartbeat (body: HeartbeatBody, genesisHash: string, sign: (bytes: Uint8Array) => Uint8Array): Uint8Array {
   const sig = Buffer.from(sign(signingBytes(HEARTBEAT_KIND, genesisHash, body))).toString('base64')
@@ -79,8 +95,8 @@ export interface HeartbeatContext {
 
 /**
  * Validates a heartbeat received over gossip. `from` is the peer gossipsub authenticated as the
- * publisher. Order: size, JSON, schema, signer == subject, signature, clock window, admission,
- * replay, rate limit. A forged, oversized, malformed or replayed heartbeat is rejected so that
+ * publisher. Order: size, JSON, schema (with free slots <= task slots and the canonical signature
+ * text), signer == subject, signature, clock window, admission, replay, rate limit. A forged, oversized, malformed or replayed heartbeat is rejected so that
  * gossipsub scoring penalizes whoever sent it; a heartbeat that is merely stale, from the future,
  * reordered or from an identity that is not admitted is ignored.
  */
@@ -97,6 +113,8 @@ export function validateHeartbeat (data: Uint8Array, from: string, ctx: Heartbea
     return reject(`heartbeat does not match the schema at '${e?.instancePath ?? ''}': ${e?.message ?? ''}`)
   }
   const { body, sig } = parsed as SignedHeartbeat
+  if (body.capacity.freeSlots > body.capacity.taskSlots) return reject('heartbeat claims more free slots than task slots')
+  if (!isCanonicalSignature(sig)) return reject('heartbeat signature is not canonical base64')
   if (body.peerId !== from) return reject('heartbeat is about another peer than its publisher')
   const publicKey = ctx.publicKeyOf(body.peerId)
   if (publicKey === undefined) return reject('heartbeat peer id carries no Ed25519 key')

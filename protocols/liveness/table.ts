@@ -17,6 +17,7 @@ export interface LivenessEntry {
   specializations: string[]
   datasets: string[]
   software: string
+  roles?: Array<'oracle' | 'node' | 'validator'>
 }
 
 export interface LivenessChange {
@@ -93,7 +94,8 @@ export class LivenessTable {
       hardware: hb.hardware,
       specializations: [...hb.specializations],
       datasets: [...hb.datasets],
-      software: hb.software
+      software: hb.software,
+      ...(hb.roles !== undefined ? { roles: [...hb.roles] } : {})
     }
     this.#entries.set(hb.peerId, entry)
     if (previous?.status === status) return undefined

@@ -4,6 +4,7 @@ import { Connection, Keypair, PublicKey, LAMPORTS_PER_SOL } from '@solana/web3.j
 import { startLocalChain, stopLocalChain, localChainRunning, airdrop, createStakeMint, fundOwners, loadOrCreateKeypair, sendAndConfirm, type LocalChain } from '../../programs/chain/testnet.js'
 import { configAddress, initializeConfig, registerNode, paramsAreSafe } from '../../programs/client/index.js'
 import { toProgramParams } from '../../daemon/settlement/params.js'
+import type { SettlementParams } from '../../daemon/preset.js'
 import { loadNetworkPreset } from '../../daemon/preset.js'
 import { taskKey } from '../../protocols/execution/ids.js'
 
@@ -44,6 +45,8 @@ export async function setupTestnetChain (options: {
   slotMs?: number
   /** 'solana-test-validator' uses Agave's validator when it is on PATH */
   kind?: 'litesvm' | 'solana-test-validator'
+  /** settlement parameters that differ from the local preset (e.g. samplingProbability 1 for a fraud demo) */
+  settlement?: Partial<SettlementParams>
   onProgress?: (m: string) => void
 }): Promise<TestnetChain> {
   const progress = options.onProgress ?? (() => {})
@@ -59,7 +62,7 @@ export async function setupTestnetChain (options: {
   const { mint, mintAuthority } = await createStakeMint(connection, { payer, mintAuthority: loadOrCreateKeypair(join(keysDir, 'mint-authority.json')), decimals: 6 })
   const treasuryOwner = loadOrCreateKeypair(join(keysDir, 'treasury.json'))
 
-  const params = toProgramParams(loadNetworkPreset('local').settlement)
+  const params = toProgramParams({ ...loadNetworkPreset('local').settlement, ...options.settlement })
   if (!paramsAreSafe(params)) throw new Error('the local preset settlement parameters violate p > C / ((1 - r)(R + S))')
   const stake = params.minStake * STAKE_MULTIPLE
   const staked = options.members.filter(m => m.role !== 'oracle')

@@ -8,6 +8,7 @@ import { BitflowClient } from '../../daemon/rpc/client.js'
 import type { Genesis } from '../../protocols/genesis.js'
 import type { RuntimeInfo } from '../../daemon/node.js'
 import { genesisHash as hashGenesis } from '../../protocols/genesis.js'
+import type { SettlementParams } from '../../daemon/preset.js'
 import { setupTestnetChain, fundTestnetOperators, stopTestnetChain, testnetChainRunning, type TestnetChain } from './testnet-chain.js'
 
 export type TestnetRole = 'oracle' | 'node' | 'validator'
@@ -51,6 +52,8 @@ export interface UpOptions {
   chainKind?: 'litesvm' | 'solana-test-validator'
   /** task ids each node and validator specializes in (default ['demo']); registered on chain and advertised */
   specializationsFor?: (name: string, role: TestnetRole) => string[]
+  /** settlement parameters on chain that differ from the local preset (e.g. samplingProbability: 1) */
+  settlement?: Partial<SettlementParams>
   /** how long to wait for the swarm to connect */
   timeoutMs?: number
   logLevel?: string
@@ -124,6 +127,7 @@ export class Testnet {
           genesisHash: hashGenesis(genesis),
           members: members.map(m => ({ name: m.name, role: m.role, dataDir: m.dataDir, specializations: specializations(m.name, m.role), taskSlots: 1 })),
           onProgress: progress,
+          ...(options.settlement !== undefined ? { settlement: options.settlement } : {}),
           ...(options.chainKind !== undefined ? { kind: options.chainKind } : {})
         })
         await fundTestnetOperators({ dir: this.dir, chain, dataDirs: members.map(m => m.dataDir) })

@@ -8,8 +8,8 @@
  * the task is PENDING_VERIFICATION without a live verifier.
  *
  * Seed rule: an attempt's seed is H("bitflow/seed/v1" || genesis || execution id || task id ||
- * attempt || S || SlotHashes[S]) with S = trigger slot + K, where the trigger slot is the request slot
- * for the first attempt, the sampling decision's slot for a verification and the failure's slot for a
+ * attempt || S || SlotHashes[S]) with S = trigger slot + K, where the trigger slot is the execution's
+ * ready slot (its request, or the latest task of it becoming VERIFIED) for the first attempt, the sampling decision's slot for a verification and the failure's slot for a
  * reassignment, and K = params.seed_delay_slots. SlotHashes[S] is the hash of the first slot >= S that
  * has one. The program computes the seed itself: the assignment must be settled while S is among the
  * last 512 slots. */
@@ -117,7 +117,7 @@ u64 assign(const Context *ctx) {
     TRY(find_pda(ctx, task_seeds, 3, task_acc, &task_bump));
     if (args.role != ROLE_PRIMARY) return FAIL(ERR_WRONG_STATE, "no primary attempt to verify");
     if (attempt != 0) return FAIL(ERR_WRONG_ATTEMPT, "a task's first attempt is 0");
-    trigger = e->request_slot;
+    trigger = e->ready_slot;
   } else {
     TRY(load_task(ctx, task_acc, exec_acc, &t));
     if (!bytes32_eq(t->task_id, args.task_id)) return FAIL(ERR_WRONG_EXECUTION, "task state of another task");

@@ -101,6 +101,7 @@ u64 open_execution(const Context *ctx) {
   e->vault = *vault->key;
   sol_copy(e->execution_id, args.execution_id, 32);
   e->request_slot = clock.slot;
+  e->ready_slot = clock.slot;
   e->deposited = total;
   e->balance = total;
   for (u64 i = 0; i < n; i++) {

@@ -129,6 +129,7 @@ static void resolve(Execution *e, TaskState *t, const Assignment *primary, Assig
   bool agree = bytes32_eq(primary->output_root, verifier->output_root) || verifier->verdict == VERDICT_MATCH;
   t->status = agree ? TS_VERIFIED : TS_VERIFICATION_FAILED;
   t->trigger_slot = slot;
+  if (agree) e->ready_slot = slot;
   if (!agree) e->reserved_amount = e->reserved_amount > primary->payment ? e->reserved_amount - primary->payment : 0;
 }
 
@@ -196,7 +197,9 @@ u64 reveal(const Context *ctx) {
   as->status = AS_REVEALED;
 
   if (as->role == ROLE_PRIMARY && t->sampling == SAMPLING_SKIPPED) {
+    TRY(require_writable(exec_acc));
     t->status = TS_VERIFIED;
+    ((Execution *)exec_acc->data)->ready_slot = clock.slot;
   } else if (other != NULL && other->status == AS_REVEALED) {
     TRY(require_writable(exec_acc));
     TRY(require_writable(&ctx->accounts[5]));

@@ -215,13 +215,17 @@ typedef struct {
   SolPubkey refund_to;   /* requester's token account: cancel refunds go only here */
   SolPubkey vault;
   u8 execution_id[32];
-  u64 request_slot;      /* Clock slot of the escrow: seeds of first attempts use request_slot + K */
+  u64 request_slot;      /* Clock slot of the escrow */
   u64 deposited;
   u64 balance;           /* what the vault holds for this execution */
   u64 reserved_amount;   /* payments of live assignments, not refundable */
+  /* Clock slot of the latest event that made tasks ready: the request, then each task becoming
+   * VERIFIED. Seeds of first attempts use ready_slot + K, so a task that waited for its dependencies
+   * still gets a seed nobody knew when it became ready, and one recent enough for SlotHashes. */
+  u64 ready_slot;
   ExecTask tasks[MAX_TASKS];
 } Execution;
-_Static_assert(sizeof(Execution) == 200 + 48 * MAX_TASKS, "Execution layout");
+_Static_assert(sizeof(Execution) == 208 + 48 * MAX_TASKS, "Execution layout");
 
 /* task states (DESIGN.md "Selection, assignment, execution") */
 #define TS_ASSIGNED 1

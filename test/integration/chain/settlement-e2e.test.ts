@@ -125,7 +125,7 @@ describe('settlement end to end on the local chain (web3.js Connection)', () => 
   /** [Ed25519 quorum of `signers`, assign] for (TASK, attempt), seeded exactly as the program seeds it. */
   async function assignIxs (o: { attempt: number, kind: AssignmentKind, party: Party, blacklist: PublicKey[], signers: Keypair[] }): Promise<{ ixs: TransactionInstruction[], seed: Uint8Array }> {
     const ts = await connection.getAccountInfo(taskState())
-    const trigger = ts === null ? decodeExecution(await account(execution)).requestSlot : decodeTaskState(ts.data).triggerSlot
+    const trigger = ts === null ? decodeExecution(await account(execution)).readySlot : decodeTaskState(ts.data).triggerSlot
     const seedSlot = trigger + BigInt(PARAMS.seedDelaySlots)
     const entry = await waitForSlotHash(connection, seedSlot)
     const seed = attemptSeed({ genesisHash, executionId, taskId: TASK, attempt: o.attempt, slot: seedSlot, slotHash: entry.hash })

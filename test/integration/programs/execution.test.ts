@@ -278,7 +278,7 @@ describe('settlement program: assignment rules', () => {
   it('uses the next recorded slot when the seed slot was skipped', () => {
     const h2 = world.handle('skipped', [{ taskId: T0, price: PRICE, computeUnits: 100 }])
     expectOk(chain.send([world.openIx(h2)], [h2.requester]))
-    const seedSlot = world.execution(h2).requestSlot + BigInt(world.params.seedDelaySlots)
+    const seedSlot = world.execution(h2).readySlot + BigInt(world.params.seedDelaySlots)
     chain.warpToSlot(seedSlot + 3n, new Set([seedSlot]))
     // the seed uses the hash of seedSlot + 1 (the first slot >= seedSlot with an entry)
     chain.slotHashOverrides.set(seedSlot, chain.slotHashOf(seedSlot + 1n))

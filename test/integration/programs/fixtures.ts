@@ -189,7 +189,7 @@ export class World {
   /** The seed the program will compute for the task's next attempt at the current slot. */
   seedFor (h: ExecutionHandle, task: Uint8Array, attempt: number): Uint8Array {
     const ts = this.taskState(h, task)
-    const trigger = ts === undefined ? this.execution(h).requestSlot : ts.triggerSlot
+    const trigger = ts === undefined ? this.execution(h).readySlot : ts.triggerSlot
     const slot = trigger + BigInt(this.params.seedDelaySlots)
     return attemptSeed({ genesisHash: this.genesisHash, executionId: h.id, taskId: task, attempt, slot, slotHash: this.chain.slotHashOf(slot) })
   }
