@@ -183,6 +183,14 @@ export function outputRoot (outputs: Readonly<Record<string, string>>): string {
 }
 
 type Signer = (bytes: Uint8Array) => Uint8Array
+const U64_MAX = (1n << 64n) - 1n
+/** base64 has 16 spellings of a 64-byte signature (unused low bits); only the canonical one is accepted */
+const isCanonicalBase64 = (s: string): boolean => Buffer.from(s, 'base64').toString('base64') === s
+/** the decimal u64 fields the schema's pattern cannot bound */
+function outOfRangeU64 (msg: ExecutionMessage): string | undefined {
+  if (msg.type === EXECUTION_REQUEST_KIND && BigInt(msg.body.fee) > U64_MAX) return 'fee'
+  return undefined
+}
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64')
 const fromB64 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'base64'))
 const fromHex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'hex'))
@@ -335,6 +343,9 @@ export function validateExecutionMessage (data: Uint8Array, ctx: ExecutionTopicC
   const signer = signerOf(msg)
   const key = ctx.publicKeyOf(signer)
   if (key === undefined) return reject(`${msg.type} signer ${signer} carries no Ed25519 key`)
+  if (!isCanonicalBase64(wire.sig)) return reject(`${msg.type} signature is not canonical base64`)
+  const bad = outOfRangeU64(msg)
+  if (bad !== undefined) return reject(`${msg.type} ${bad} exceeds 2^64 - 1`)
   if (!ctx.verify(key, signingBytes(msg.type, ctx.genesisHash, msg.body), fromB64(wire.sig))) {
     return reject(`${msg.type} signature is invalid for this network`)
   }
@@ -397,6 +408,8 @@ export function validateAssignmentVote (data: Uint8Array, ctx: VoteContext): Ver
   }
   const wire = p.value as { body: AssignmentVoteBody, sig: string, digestSig: string }
   const b = wire.body
+  if (!isCanonicalBase64(wire.sig) || !isCanonicalBase64(wire.digestSig)) return reject('assignment vote signature is not canonical base64')
+  if (BigInt(b.committeeEpoch) > U64_MAX) return reject('assignment vote committeeEpoch exceeds 2^64 - 1')
   if (!ctx.committee.has(b.oracle)) return reject('assignment vote from a peer that is not a committee member')
   const key = ctx.publicKeyOf(b.oracle)
   if (key === undefined || !ctx.verify(key, signingBytes(ASSIGNMENT_VOTE_KIND, ctx.genesisHash, b), fromB64(wire.sig))) {

@@ -420,8 +420,8 @@ const executionTarget: Target<ExecutionMessage> = {
   ],
   pool: [O1, O3, N3, A, 'execution-request', 'assignment-notice', 'task-completion', 'task-failure', 'verification'],
   validate: (data, variant) => validateExecutionMessage(data, executionCtx(variant)),
-  // the body only: validateExecutionMessage accepts the 16 base64 spellings of one signature (reported)
-  signedPart: m => ({ type: m.type, body: m.body }),
+  // the body and the canonical signature text: a re-spelled signature is refused
+  signedPart: (m, data) => ({ type: m.type, body: m.body, sig: sigText(data) }),
   resign: (wire, rng) => {
     if (!isObj(wire) || !isObj(wire.body)) return undefined
     const body = wire.body
@@ -491,8 +491,8 @@ const voteTarget: Target<AssignmentVote> = {
     genesisHash: GENESIS, committee: COMMITTEE, committeeEpoch: VOTE_EPOCH, currentSlot: VOTE_SLOT, maxExpiryAheadSlots: 300,
     publicKeyOf: publicKeyOfPeer, verify: ed25519Verify, digestOf
   }),
-  // the body only: validateAssignmentVote accepts the 16 base64 spellings of one signature (reported)
-  signedPart: v => v.body,
+  // the body and the canonical signature texts: a re-spelled signature is refused
+  signedPart: (v, data) => ({ body: v.body, sig: sigText(data), digestSig: (JSON.parse(new TextDecoder().decode(data)) as { digestSig?: unknown }).digestSig }),
   resign: (wire, rng) => {
     if (!isObj(wire) || !isObj(wire.body)) return undefined
     const body = wire.body
