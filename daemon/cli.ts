@@ -16,6 +16,7 @@ import { registerAgentCommands } from './commands/agent.js'
 import { registerTensorCommands } from './commands/tensor.js'
 import { registerModelCommands } from './commands/model.js'
 import { registerDatasetCommands } from './commands/dataset.js'
+import { registerExecCommands } from './commands/exec.js'
 
 /** commander argument parsers that report errors naming the option */
 const asArg = <T>(fn: (v: string, name: string) => T, name: string) => (value: string): T => {
@@ -46,7 +47,7 @@ interface RunFlags {
   specialization?: string[]
   taskSlots?: number
   simulateGpu?: string
-  byzantine?: 'equivocate'
+  byzantine?: 'equivocate' | 'wrong-output' | 'lazy-copy' | 'no-show'
 }
 
 function flagsToLayer (f: RunFlags): PartialOptions {
@@ -126,7 +127,7 @@ export function buildCli (): Command {
     .option('--specialization <taskId>', 'a task id this node runs (repeatable)', collect)
     .option('--task-slots <n>', 'tasks this node runs at once', asArg(parseCount, '--task-slots'))
     .option('--simulate-gpu <model:vram>', 'local networks only: advertise a GPU, e.g. A100:80GiB')
-    .addOption(new Option('--byzantine <mode>', 'local networks only: misbehave on purpose (for tests and demos)').choices(['equivocate']))
+    .addOption(new Option('--byzantine <mode>', 'local networks only: misbehave on purpose (for tests and demos)').choices(['equivocate', 'wrong-output', 'lazy-copy', 'no-show']))
     .action(async (flags: RunFlags) => { await runDaemon(flags) })
 
   addLocationOptions(program.command('init').description('create a data dir with a new (or imported) identity and a commented config file'))
@@ -178,6 +179,7 @@ export function buildCli (): Command {
   registerTensorCommands(program)
   registerModelCommands(program)
   registerDatasetCommands(program)
+  registerExecCommands(program)
   return program
 }
 
