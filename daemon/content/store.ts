@@ -182,7 +182,8 @@ export class ContentStore {
     if (sharding !== undefined) {
       const { dir, file } = sharding.encode(cid)
       try {
-        return new Uint8Array(await readFile(join(this.blocksDir, dir, file), options.signal !== undefined ? { signal: options.signal } : {}))
+        // a Buffer is a Uint8Array: no copy
+        return await readFile(join(this.blocksDir, dir, file), options.signal !== undefined ? { signal: options.signal } : {})
       } catch { /* fall back */ }
     }
     return await this.getLocal(cid, options)
@@ -194,10 +195,11 @@ export class ContentStore {
    */
   async putVerified (cid: CID, bytes: Uint8Array | Uint8Array[], options: { signal?: AbortSignal } = {}): Promise<void> {
     const sharding = (this.#fs as unknown as { shardingStrategy?: { encode: (cid: CID) => { dir: string, file: string } } }).shardingStrategy
-    if (!Array.isArray(bytes) || sharding === undefined) {
+    if (sharding === undefined) {
       await this.#fs.put(cid, Array.isArray(bytes) ? new Uint8Array(Buffer.concat(bytes)) : bytes, options)
       return
     }
+    if (!Array.isArray(bytes)) bytes = [bytes]
     // the blockstore's own layout, written atomically (temp file + rename) with one writev
     const { dir, file } = sharding.encode(cid)
     const target = join(this.blocksDir, dir, file)

@@ -1,4 +1,4 @@
-import type { PeerId, Stream, Connection } from '@libp2p/interface'
+import type { PeerId, Stream, Connection, StreamMessageEvent, StreamCloseEvent } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { CID } from 'multiformats/cid'
 import type { BitflowLibp2p } from '../network/libp2p.js'
@@ -6,7 +6,7 @@ import type { BitflowMetrics } from '../metrics.js'
 import type { Logger } from '../logger.js'
 import type { ContentStore } from './store.js'
 import {
-  FrameDecoder, encodeFrame, encodeRequest, decodeRequest, encodeBlock, decodeBlockParts, verifyBlockParts, blockLinks, unixfsFileSize, CODEC_RAW,
+  FrameDecoder, encodeFrame, encodeRequest, decodeRequest, encodeBlock, decodeBlockParts, verifyBlock, blockLinks, unixfsFileSize, CODEC_RAW,
   FRAME_REQUEST, FRAME_BLOCK, FRAME_DONE, FRAME_ERROR, MAX_BLOCK_BYTES, BlockProtocolError
 } from '../../protocols/content/blocks.js'
 
@@ -88,7 +88,32 @@ const BAN_MS = 10 * 60_000
 const DEFAULT_MAX_BYTES = 16 * 1024 * 1024 * 1024
 const PROGRESS_INTERVAL_MS = 200
 const MAX_PENDING_WRITES = 32
-const READ_AHEAD = 8
+/**
+ * Blocks a provider reads ahead of the one it sends. Few: a block read from the page cache takes
+ * well under the ~4 ms that sending it takes, and every block read early lives longer, which at
+ * hundreds of MB/s gets the buffers promoted to V8's old generation (a full GC every ~100 ms).
+ */
+const READ_AHEAD = 3
+
+/**
+ * Reusable block buffers of the usual UnixFS leaf size for one transfer session; larger blocks
+ * get a buffer of their own.
+ */
+class BlockPool {
+  static readonly SIZE = 1024 * 1024
+  readonly #free: Uint8Array[] = []
+  readonly #max: number
+  constructor (max: number) { this.#max = max }
+  /** a buffer of exactly n bytes */
+  take (n: number): Uint8Array {
+    if (n > BlockPool.SIZE) return new Uint8Array(n)
+    return (this.#free.pop() ?? new Uint8Array(BlockPool.SIZE)).subarray(0, n)
+  }
+
+  give (buf: Uint8Array): void {
+    if (buf.buffer.byteLength === BlockPool.SIZE && this.#free.length < this.#max) this.#free.push(new Uint8Array(buf.buffer, 0, BlockPool.SIZE))
+  }
+}
 
 export interface BlockTransferInit {
   libp2p: BitflowLibp2p
@@ -352,15 +377,83 @@ export class BlockTransfer {
     /** blocks this session stored (deleted again if the peer lies) */
     const stored: CID[] = []
     const pending = new Set<Promise<void>>()
-    let writeError: unknown
+    const pool = new BlockPool(MAX_PENDING_WRITES + 1)
+    const decoder = new FrameDecoder()
     let lastEmit = 0
     let done = false
-    try {
-      for (const part of encodeRequest(wanted)) stream.send(part)
-      const decoder = new FrameDecoder()
-      for await (const chunk of stream) {
+    let paused = false
+
+    /** Handles one complete frame; throws LieError / TransferError. Returns true on DONE. */
+    const onFrame = (frame: { type: number, parts: Uint8Array[], length: number }): boolean => {
+      if (frame.type === FRAME_BLOCK) {
+        let block
+        try { block = decodeBlockParts(frame.parts, frame.length) } catch (err) { throw new LieError('bad-frame', (err as Error).message) }
+        const { cid, data } = block
+        const key = cid.toString()
+        if (!expected.has(key)) { this.#metrics.contentBlocksRejected.inc({ reason: 'unrequested' }); throw new LieError('unrequested', `sent block ${key}, which was not asked for`) }
+        if (block.length > MAX_BLOCK_BYTES) { this.#metrics.contentBlocksRejected.inc({ reason: 'too-large' }); throw new LieError('too-large', `sent a ${block.length}-byte block`) }
+        // one copy of the block into a buffer of its own (pooled for raw leaves), so the received
+        // chunks die young instead of living until the write ends (V8 would promote them to the
+        // old generation and run a full GC every ~100 ms); the block is hashed and written whole
+        const pooled = cid.code === CODEC_RAW ? pool.take(block.length) : undefined
+        const whole = pooled ?? new Uint8Array(block.length)
+        let off = 0
+        for (const p of data) { whole.set(p, off); off += p.length }
+        if (!verifyBlock(cid, whole)) {
+          if (pooled !== undefined) pool.give(pooled)
+          this.#metrics.contentBlocksRejected.inc({ reason: 'hash-mismatch' })
+          throw new LieError('hash-mismatch', `sent block ${key} whose bytes do not match its CID`)
+        }
+        let links: CID[]
+        try { links = pooled !== undefined ? [] : blockLinks(cid, whole) } catch (err) { this.#metrics.contentBlocksRejected.inc({ reason: 'codec' }); throw new LieError('codec', (err as Error).message) }
+        expected.delete(key)
+        for (const l of links) if (l.multihash.code !== 0x00) expected.add(l.toString())
+        if (key === rootKey && counters.totalBytes === undefined) counters.totalBytes = unixfsFileSize(cid, whole)
+        counters.blocks++
+        counters.bytes += block.length
+        if (counters.bytes > ctx.maxBytes) throw new TransferError('ERR_CONTENT_TOO_LARGE', `content is larger than the ${ctx.maxBytes}-byte limit`)
+        // store in the background, a bounded number at a time (reading pauses while it is full)
+        const write: Promise<void> = (async () => {
+          if (await this.#store.has(cid)) return
+          stored.push(cid)
+          await this.#store.putVerified(cid, whole)
+        })().finally(() => {
+          pending.delete(write)
+          if (pooled !== undefined) pool.give(pooled)
+          if (paused && pending.size < MAX_PENDING_WRITES / 2 && !settled) { paused = false; stream.resume() }
+        })
+        write.catch(err => { fail(err) })
+        pending.add(write)
+        if (pending.size >= MAX_PENDING_WRITES && !paused) { paused = true; stream.pause() }
+        const now = Date.now()
+        if (now - lastEmit >= PROGRESS_INTERVAL_MS) {
+          lastEmit = now
+          emit({ phase: 'progress', source: 'blocks', peer: peerKey, ...counters })
+        }
+        return false
+      }
+      if (frame.type === FRAME_DONE) return true
+      if (frame.type === FRAME_ERROR) throw new TransferError('ERR_PROVIDER', new TextDecoder().decode(Buffer.concat(frame.parts).subarray(0, 512)))
+      throw new LieError('bad-frame', `sent an unknown frame type ${frame.type}`)
+    }
+
+    // frames are handled synchronously as the chunks arrive: nothing queues up in memory behind
+    // a slow consumer (the backlog stays in the kernel's socket buffers and yamux's window)
+    let settled = false
+    let resolveRead!: () => void
+    let rejectRead!: (err: unknown) => void
+    const reading = new Promise<void>((resolve, reject) => { resolveRead = resolve; rejectRead = reject })
+    const fail = (err: unknown): void => {
+      if (settled) return
+      settled = true
+      rejectRead(err)
+    }
+    const onMessage = (evt: StreamMessageEvent): void => {
+      if (settled || done) return
+      try {
         try {
-          decoder.push(chunk.subarray())
+          if (evt.data instanceof Uint8Array) decoder.push(evt.data)
+          else for (const b of evt.data) decoder.push(b)
         } catch (err) { throw new LieError('bad-frame', (err as Error).message) }
         for (;;) {
           let frame
@@ -368,56 +461,30 @@ export class BlockTransfer {
             frame = decoder.nextParts()
           } catch (err) { throw new LieError('bad-frame', (err as Error).message) }
           if (frame === undefined) break
-          if (frame.type === FRAME_BLOCK) {
-            let block
-            try { block = decodeBlockParts(frame.parts, frame.length) } catch (err) { throw new LieError('bad-frame', (err as Error).message) }
-            const { cid, data } = block
-            const key = cid.toString()
-            if (!expected.has(key)) { this.#metrics.contentBlocksRejected.inc({ reason: 'unrequested' }); throw new LieError('unrequested', `sent block ${key}, which was not asked for`) }
-            if (block.length > MAX_BLOCK_BYTES) { this.#metrics.contentBlocksRejected.inc({ reason: 'too-large' }); throw new LieError('too-large', `sent a ${block.length}-byte block`) }
-            if (!verifyBlockParts(cid, data)) { this.#metrics.contentBlocksRejected.inc({ reason: 'hash-mismatch' }); throw new LieError('hash-mismatch', `sent block ${key} whose bytes do not match its CID`) }
-            // interior (dag-pb) nodes are small: decode them whole; raw leaves stay in pieces
-            const whole = cid.code === CODEC_RAW ? undefined : new Uint8Array(Buffer.concat(data))
-            let links: CID[]
-            try { links = whole === undefined ? [] : blockLinks(cid, whole) } catch (err) { this.#metrics.contentBlocksRejected.inc({ reason: 'codec' }); throw new LieError('codec', (err as Error).message) }
-            expected.delete(key)
-            for (const l of links) if (l.multihash.code !== 0x00) expected.add(l.toString())
-            if (key === rootKey && counters.totalBytes === undefined) counters.totalBytes = whole !== undefined ? unixfsFileSize(cid, whole) : block.length
-            counters.blocks++
-            counters.bytes += block.length
-            if (counters.bytes > ctx.maxBytes) throw new TransferError('ERR_CONTENT_TOO_LARGE', `content is larger than the ${ctx.maxBytes}-byte limit`)
-            // store in the background, a bounded number at a time
-            const write = (async () => {
-              if (await this.#store.has(cid)) return
-              stored.push(cid)
-              await this.#store.putVerified(cid, whole ?? data)
-            })().catch(err => { writeError ??= err }).finally(() => pending.delete(write))
-            pending.add(write)
-            if (pending.size >= MAX_PENDING_WRITES) await Promise.race(pending)
-            if (writeError !== undefined) throw writeError
-            const now = Date.now()
-            if (now - lastEmit >= PROGRESS_INTERVAL_MS) {
-              lastEmit = now
-              emit({ phase: 'progress', source: 'blocks', peer: peerKey, ...counters })
-            }
-          } else if (frame.type === FRAME_DONE) {
+          if (onFrame(frame)) {
             done = true
+            if (!settled) { settled = true; resolveRead() }
             break
-          } else if (frame.type === FRAME_ERROR) {
-            throw new TransferError('ERR_PROVIDER', new TextDecoder().decode(Buffer.concat(frame.parts).subarray(0, 512)))
-          } else {
-            throw new LieError('bad-frame', `sent an unknown frame type ${frame.type}`)
           }
         }
-        if (done) break
-      }
+      } catch (err) { fail(err) }
+    }
+    const onEnd = (): void => { if (!done) fail(new TransferError('ERR_PROVIDER', 'the stream ended before the provider finished')) }
+    const onClose = (evt: StreamCloseEvent): void => { if (!done) fail(evt.error ?? new TransferError('ERR_PROVIDER', 'the stream ended before the provider finished')) }
+    try {
+      for (const part of encodeRequest(wanted)) stream.send(part)
+      stream.addEventListener('message', onMessage)
+      stream.addEventListener('end', onEnd)
+      stream.addEventListener('close', onClose)
+      if (stream.readableEnded || stream.status !== 'open') onEnd()
+      await reading
       await Promise.all(pending)
-      if (writeError !== undefined) throw writeError
       this.#metrics.contentTransferBytes.inc({ source: 'blocks', direction: 'in' }, counters.bytes)
-      if (!done) throw new TransferError('ERR_PROVIDER', 'the stream ended before the provider finished')
       if (expected.size > 0) throw new LieError('incomplete', `said it was done with ${expected.size} block(s) still missing`)
+      if (paused) stream.resume()
       await stream.close().catch(() => {})
     } catch (err) {
+      settled = true
       stream.abort(err as Error)
       await Promise.allSettled(pending)
       if (err instanceof LieError) {
@@ -430,6 +497,9 @@ export class BlockTransfer {
       }
       throw err
     } finally {
+      stream.removeEventListener('message', onMessage)
+      stream.removeEventListener('end', onEnd)
+      stream.removeEventListener('close', onClose)
       signal.removeEventListener('abort', onAbort)
     }
   }
