@@ -20,3 +20,8 @@ export function streamProtocol (network: string, name: string): string {
 export function blocksProtocol (network: string): string {
   return streamProtocol(network, 'blocks')
 }
+
+/** Catch-up of executions: a daemon asks peers for the signed messages of unfinished executions (daemon/execution/sync.ts). */
+export function executionSyncProtocol (network: string): string {
+  return streamProtocol(network, 'execution-sync')
+}

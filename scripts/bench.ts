@@ -6,6 +6,7 @@ import { benchTransfer } from './bench/transfer.js'
 import { benchSettlement } from './bench/settlement.js'
 import { benchLiveness } from './bench/liveness.js'
 import { benchSandbox } from './bench/sandbox.js'
+import { benchExecution } from './bench/execution.js'
 
 /** Every benchmark, by name. `npm run bench` runs them all; `npm run bench -- NAME...` runs some. */
 const BENCHES: Record<string, () => Promise<BenchResult>> = {
@@ -13,6 +14,7 @@ const BENCHES: Record<string, () => Promise<BenchResult>> = {
   transfer: async () => await benchTransfer(),
   settlement: async () => await benchSettlement(),
   liveness: async () => await benchLiveness(),
+  execution: async () => await benchExecution(),
   sandbox: async () => {
     const r = await benchSandbox()
     return {

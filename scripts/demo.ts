@@ -8,6 +8,7 @@ import { buildDemoModel, compareWithReference, demoTaskpackCid, demoTaskpackDir,
 import { describeChainExecution, nodeNames, readChainExecution } from './lib/demo-chain.js'
 import { describeStatus, describeTransition, newExecutionId, requestExecution, waitForExecution, watchExecution } from '../daemon/commands/execution-client.js'
 import type { GetTensorResult } from '../daemon/content/types.js'
+import { byzantineUpOptions, prepareByzantine, reportSlashes } from './lib/demo-byzantine.js'
 
 /**
  * The main job: bring up a local test net whose nodes specialize in the demo model's tasks, run
@@ -20,13 +21,15 @@ import type { GetTensorResult } from '../daemon/content/types.js'
 const program = new Command('demo')
   .option('--keep', 'leave the test net running afterwards (stop it with: npm run testnet -- down)')
   .option('--dir <path>', 'test net directory (default .testnet/)')
+  .option('--byzantine', 'node-1 reports wrong outputs (every result sampled, two validators): watch the committee slash it; prints SLASHED lines')
   .option('--timeout <seconds>', 'how long to wait for the execution to finish (default 100)', v => {
     const n = Number(v)
     if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number of seconds')
     return n
   })
   .parse(process.argv)
-const flags = program.opts<{ keep?: boolean, dir?: string, timeout?: number }>()
+const flags = program.opts<{ keep?: boolean, dir?: string, timeout?: number, byzantine?: boolean }>()
+if (flags.byzantine === true) flags.timeout ??= 240
 const say = (m: string): void => { console.log(`demo: ${m}`) }
 /** the daemon that publishes the taskpack and requests the execution; every daemon allow-lists it as a publisher */
 const PUBLISHER = 'oracle-1'
@@ -102,7 +105,7 @@ say(`  three tasks of the example taskpack bitflow-dense (${taskpackCid}), seede
 
 const oracles = 4
 const nodes = 3
-const validators = 1
+const validators = flags.byzantine === true ? 2 : 1
 // nodes and the validator specialize in the model's tasks: nodes take primary attempts, the validator re-executes sampled ones
 say(`starting a local test net: ${oracles} oracles, ${nodes} nodes, ${validators} validator (separate processes on loopback), specialized in the model's tasks`)
 const started = performance.now()
@@ -115,16 +118,19 @@ const trustConfig = (): string => {
   }
   return path
 }
-const file = await net.up({ oracles, nodes, validators, specializationsFor: () => planned.taskIds, argsFor: () => ['--config', trustConfig()], onProgress: m => { say(m) } })
+const file = await net.up({ oracles, nodes, validators, specializationsFor: () => planned.taskIds, argsFor: () => ['--config', trustConfig()], onProgress: m => { say(m) }, ...(flags.byzantine === true ? byzantineUpOptions(planned.taskIds, trustConfig) : {}) })
 say(`test net ready in ${((performance.now() - started) / 1000).toFixed(1)} s (${net.file})\n`)
 
 let outcome: Outcome = { executionId: '-', state: 'not-requested', matches: false }
+let slashed = flags.byzantine !== true
 try {
   for (const row of await net.status()) {
     console.log(`  ${row.name.padEnd(12)} ${row.role.padEnd(10)} pid ${String(row.pid).padEnd(8)} peers ${String(row.peers).padEnd(3)} ${row.rpcUrl}  ${row.peerId}`)
   }
   console.log('')
+  if (flags.byzantine === true) await prepareByzantine(net, file, say)
   outcome = await runExecution(net, file, planned)
+  if (flags.byzantine === true) slashed = await reportSlashes(file, 90_000, say)
 } catch (err) {
   console.error(`demo: ${(err as Error).message}`)
 } finally {
@@ -136,4 +142,4 @@ try {
   }
 }
 console.log(`RESULT execution=${outcome.executionId} state=${outcome.state} output_matches_reference=${String(outcome.matches)}`)
-process.exit(outcome.matches ? 0 : 1)
+process.exit(outcome.matches && slashed ? 0 : 1)

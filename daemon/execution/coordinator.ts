@@ -16,7 +16,7 @@
 import { PublicKey } from '@solana/web3.js'
 import {
   assign, assignmentAddress, assignmentDigest, attemptSeed, blacklistHash, canonicalBlacklist, decodeAssignment, decodeTaskState,
-  ed25519Instruction, executionAddress, expire, nodeAddress, taskStateAddress, AssignmentKind, AssignmentStatus, NodeStatus, type ExecutionAccount
+  ed25519Instruction, executionAddress, expire, refreshSeed, SEED_STALE_SLOTS, nodeAddress, taskStateAddress, AssignmentKind, AssignmentStatus, NodeStatus, type ExecutionAccount
 } from '../../programs/client/index.js'
 import { selectNodes, type Candidate } from '../../protocols/execution/selection.js'
 import { VoteCollector, attemptKey, submitSchedule } from '../../protocols/execution/votes.js'
@@ -195,6 +195,9 @@ export class ExecutionCoordinator {
     const b = own.body
     if (this.#executions.currentSlot + EXPIRY_MARGIN_SLOTS >= b.expirySlot) return 'expired'
     if (this.#collectorOf()?.tally(b.executionId, b.taskId, b.attempt, own.ballot).status === 'split') return 'split'
+    if ((this.#collectorOf()?.ballots(b.executionId, b.taskId, b.attempt) ?? []).some(x => x > own.ballot)) return 'other members voted in a later ballot'
+    const round = this.#chooseRound(b.executionId, b.taskId, b.attempt)
+    if (round !== undefined && round.round !== b.livenessRound && this.#collectorOf()?.quorum(b.executionId, b.taskId, b.attempt) === undefined) return `most members selected from liveness round ${round.round}`
     const trigger = await this.#triggerSlot(tracked, taskId)
     const config = this.#settlement.config
     if (trigger !== undefined && config !== undefined && Number(trigger) + config.params.seedDelaySlots !== b.seedSlot) return 'trigger slot moved'
@@ -202,7 +205,8 @@ export class ExecutionCoordinator {
   }
 
   /** Computes this oracle's selection for the task's next attempt and publishes its vote in `ballot`. */
-  async #vote (tracked: TrackedExecution, taskId: string, ballot: number): Promise<void> {
+  async #vote (tracked: TrackedExecution, taskId: string, requestedBallot: number): Promise<void> {
+    let ballot = requestedBallot
     const connection = this.#settlement.connection!
     const config = this.#settlement.config!
     const s = tracked.state
@@ -212,11 +216,21 @@ export class ExecutionCoordinator {
     const trigger = await this.#triggerSlot(tracked, taskId)
     if (trigger === undefined) return
     const seedSlot = trigger + BigInt(config.params.seedDelaySlots)
-    if (BigInt(this.#executions.currentSlot) <= seedSlot) return // the seed does not exist yet
+    const current = this.#executions.currentSlot
+    if (BigInt(current) <= seedSlot) return // the seed does not exist yet
+    if (BigInt(current) > seedSlot + BigInt(SEED_STALE_SLOTS)) {
+      // nothing settled while the seed was usable (too few oracles up?): move the trigger slot on
+      await this.#maybeRefresh(tracked, taskId, attempt)
+      return
+    }
+    // ballots follow the slot clock (and the highest ballot any member voted), so oracles that
+    // restarted or lagged meet the others in the same ballot
+    const seen = this.#collectorOf()?.ballots(s.executionId, taskId, attempt) ?? []
+    ballot = Math.max(ballot, Math.floor((current - Number(seedSlot)) / EXPIRY_WINDOW_SLOTS), ...seen)
     const slotHash = await readSlotHash(connection, seedSlot)
     if (slotHash === undefined) return
     const seed = attemptSeed({ genesisHash: Buffer.from(this.#ctx.genesisHash, 'hex'), executionId: executionKey(s.executionId), taskId: taskKey(taskId), attempt, slot: seedSlot, slotHash: slotHash.hash })
-    const round = this.#committee.latestCertified()
+    const round = this.#chooseRound(s.executionId, taskId, attempt)
     if (round === undefined) return
     const onChain = await this.#executionAccount(tracked)
     const entry = onChain?.tasks.find(x => hex(x.taskId) === hex(taskKey(taskId)))
@@ -294,6 +308,49 @@ export class ExecutionCoordinator {
     this.#ctx.log.info({ executionId: tracked.state.executionId, taskId, attempt, signature: sent.signature }, 'attempt expired on chain (deadline passed without a commitment)')
   }
 
+  /**
+   * The certified liveness round to select from: the one most members voted with for this attempt
+   * (their latest ballots; ties go to the newer round), when this oracle holds it certified too,
+   * else its latest. Oracles
+   * whose latest rounds differ (one just restarted, or a round certified between their votes)
+   * converge in the next ballot instead of splitting again.
+   */
+  #chooseRound (executionId: string, taskId: string, attempt: number): ReturnType<CommitteeService['latestCertified']> {
+    // every member sees the same votes, so every member ranks the rounds the same way
+    const counts = new Map<number, number>()
+    for (const v of this.#collectorOf()?.latestVotes(executionId, taskId, attempt) ?? []) {
+      counts.set(v.body.livenessRound, (counts.get(v.body.livenessRound) ?? 0) + 1)
+    }
+    const ranked = [...counts.entries()].sort((a, b) => b[1] - a[1] || b[0] - a[0])
+    for (const [round] of ranked) {
+      const held = this.#committee.rounds.certified(round)
+      if (held !== undefined) return held
+    }
+    return this.#committee.latestCertified()
+  }
+
+  /** Sends RefreshSeed for a task whose seed slot is about to leave SlotHashes (in submitter order). */
+  async #maybeRefresh (tracked: TrackedExecution, taskId: string, attempt: number): Promise<void> {
+    const key = `refresh:${attemptKey(tracked.state.executionId, taskId, attempt)}`
+    const now = Date.now()
+    const first = this.#quorumAt.get(key) ?? now
+    this.#quorumAt.set(key, first)
+    const schedule = submitSchedule(key, this.#members, this.#self, TAKEOVER_MS)
+    if (schedule === undefined || now - first < schedule.firstAtMs) return
+    const last = this.#lastSubmit.get(key)
+    if (last !== undefined && now - last < schedule.everyMs) return
+    this.#lastSubmit.set(key, now)
+    const programId = this.#programId
+    const config = this.#settlement.configAddress!
+    const execution = executionAddress(programId, config, executionKey(tracked.state.executionId))[0]
+    try {
+      const sent = await sendTransaction(this.#settlement.connection!, [refreshSeed({ programId, config, execution, taskId: taskKey(taskId) })], operatorKeypair(this.#ctx.identity))
+      this.#ctx.log.info({ executionId: tracked.state.executionId, taskId, attempt, signature: sent.signature }, 'seed refreshed on chain: nothing was settled while the old seed was usable')
+    } catch (err) {
+      this.#ctx.log.debug({ err, executionId: tracked.state.executionId, taskId }, 'refreshing the seed failed (another oracle may have)')
+    }
+  }
+
   /** Sends the quorum's Ed25519 instruction + assign when it is this oracle's turn. */
   async #maybeSubmit (tracked: TrackedExecution, taskId: string, attempt: number): Promise<void> {
     const s = tracked.state
@@ -343,6 +400,11 @@ export class ExecutionCoordinator {
     if (info === null || !info.owner.equals(programId)) return false
     const a = decodeAssignment(info.data)
     this.#settled.add(key)
+    // the votes that match the seed the program recorded tell how the node was drawn
+    const seedHex = hex(a.seed)
+    const drawn = [this.#collectorOf()?.quorum(s.executionId, taskId, attempt)?.body, ...(this.#collectorOf()?.latestVotes(s.executionId, taskId, attempt) ?? []).map(v => v.body), this.#own.get(key)?.body]
+      .find(b => b !== undefined && b.seed === seedHex)
+    const selection = drawn !== undefined ? { livenessRound: drawn.livenessRound, seedSlot: drawn.seedSlot, seed: drawn.seed, ballot: drawn.ballot } : undefined
     this.#collectorOf()?.forgetAttempt(s.executionId, taskId, attempt)
     // the assignment records the node account (PDA of the operator), not the operator key
     let operator = this.#settlement.registry().find(e => e.address === a.node.toBase58())?.node.operator
@@ -354,7 +416,7 @@ export class ExecutionCoordinator {
     const node = peerIdOfKey(operator.toBytes())
     const deadlineMs = Number(a.deadline) * 1000
     const kind = a.kind === AssignmentKind.Verification ? 'verification' as const : 'primary' as const
-    await this.#executions.apply(s.executionId, { type: 'assigned', at: Date.now(), taskId, attempt, node, kind, deadlineAt: deadlineMs })
+    await this.#executions.apply(s.executionId, { type: 'assigned', at: Date.now(), taskId, attempt, node, kind, deadlineAt: deadlineMs, ...(selection !== undefined ? { selection } : {}) })
     if (announce) {
       const t = tracked.state.tasks.find(x => x.taskId === taskId)!
       const modelTask = tracked.model.tasks.find(x => x.id === t.task)!

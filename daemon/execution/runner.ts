@@ -72,6 +72,8 @@ export interface VerificationAssignment extends NodeAssignment {
 const COMMIT_MARGIN_MS = 1500
 const SLOT_WAIT_MS = 50
 const CHAIN_POLL_MS = 250
+/** results committed but maybe not revealed yet, by attempt */
+const RESULTS_PREFIX = '/bitflow/node-results'
 /** how long a sampled asserter waits for its verifier, and a verifier for the asserter's reveal */
 const COUNTERPART_WAIT_MS = 5 * 60_000
 
@@ -117,6 +119,42 @@ export class NodeTaskRunner {
   }
 
   get #settlement (): SettlementService { return this.#deps.ctx.services.get<SettlementService>('settlement') }
+
+  /**
+   * After a restart: finishes every attempt this node committed but did not reveal (the salt and the
+   * outputs are in its datastore), so a crash between commit and reveal does not strand the task.
+   */
+  async resume (): Promise<number> {
+    const { ctx } = this.#deps
+    let resumed = 0
+    for await (const { key, value } of ctx.datastore.query({ prefix: RESULTS_PREFIX })) {
+      let r: { executionId: string, taskId: string, attempt: number, outputs: Record<string, string>, salt: string }
+      try { r = JSON.parse(new TextDecoder().decode(value)) } catch { continue }
+      const log = ctx.log.child({ executionId: r.executionId, taskId: r.taskId, attempt: r.attempt })
+      try {
+        const { connection } = this.#chain()
+        const info = await connection.getAccountInfo(this.#addresses(r).assignment, 'confirmed')
+        const status = info !== null ? decodeAssignment(info.data).status : undefined
+        if (status !== AssignmentStatus.Committed) {
+          if (status !== AssignmentStatus.Assigned) await ctx.datastore.delete(key) // revealed, expired or gone: nothing left to do
+          continue
+        }
+        resumed++
+        log.info('resuming an attempt committed before a restart')
+        void this.#afterCommit(r, Buffer.from(outputRoot(r.outputs), 'hex'), Buffer.from(r.salt, 'hex'), log).then(async revealed => {
+          if (revealed === false) return
+          await this.#deps.publishCompletion({
+            v: 1, node: ctx.identity.peerId.toString(), executionId: r.executionId, taskId: r.taskId, attempt: r.attempt,
+            outputs: r.outputs, outputRoot: outputRoot(r.outputs), startedAtMs: Date.now(), completedAtMs: Date.now(), timestampMs: Date.now()
+          })
+          if (revealed === 'sampled') await this.#collectWhenVerified(r, r.attempt, log)
+        }).catch(err => { log.warn({ err }, 'resuming the attempt failed') })
+      } catch (err) {
+        log.debug({ err }, 'checking a kept result failed')
+      }
+    }
+    return resumed
+  }
 
   /** Runs an attempt assigned to this node (once per attempt); never throws. */
   async run (a: NodeAssignment): Promise<void> {
@@ -166,7 +204,7 @@ export class NodeTaskRunner {
     return { connection, config, programId: new PublicKey(this.#deps.ctx.options.programId) }
   }
 
-  #addresses (a: NodeAssignment): { execution: PublicKey, assignment: PublicKey, node: PublicKey } {
+  #addresses (a: Pick<NodeAssignment, 'executionId' | 'taskId' | 'attempt'>): { execution: PublicKey, assignment: PublicKey, node: PublicKey } {
     const { programId, config } = this.#chain()
     const execution = executionAddress(programId, config, executionKey(a.executionId))[0]
     return {
@@ -199,11 +237,22 @@ export class NodeTaskRunner {
     const root = Buffer.from(outputRoot(outputs), 'hex')
     const salt = randomBytes(32)
     // kept so the reveal survives a restart of this daemon
-    await ctx.datastore.put(new Key(`/bitflow/node-results/${createHash('sha256').update(`${a.executionId}|${a.taskId}|${a.attempt}`).digest('hex')}`),
+    await ctx.datastore.put(new Key(`${RESULTS_PREFIX}/${createHash('sha256').update(`${a.executionId}|${a.taskId}|${a.attempt}`).digest('hex')}`),
       new TextEncoder().encode(JSON.stringify({ executionId: a.executionId, taskId: a.taskId, attempt: a.attempt, outputs, salt: salt.toString('hex') })))
     const outcome = { programId, operator: operator.publicKey, node, execution, taskId, assignment }
     await sendTransaction(connection, [commit({ ...outcome, commitment: commitmentOf(root, salt) })], operator)
     log.debug('commitment on chain')
+    return await this.#afterCommit(a, root, salt, log)
+  }
+
+  /** From a commitment on chain: the sampling decision, then the reveal (see #settle). */
+  async #afterCommit (a: Pick<NodeAssignment, 'executionId' | 'taskId' | 'attempt'>, root: Buffer, salt: Buffer, log: ServiceContext['log']): Promise<false | 'skipped' | 'sampled'> {
+    const { ctx } = this.#deps
+    const { connection, programId, config } = this.#chain()
+    const { execution, assignment, node } = this.#addresses(a)
+    const operator = operatorKeypair(ctx.identity)
+    const taskId = taskKey(a.taskId)
+    const outcome = { programId, operator: operator.publicKey, node, execution, taskId, assignment }
     const committed = decodeAssignment((await connection.getAccountInfo(assignment, 'confirmed'))!.data)
     const params = this.#settlement.config?.params
     if (params === undefined) throw new Error('the settlement config is not loaded')
@@ -249,7 +298,7 @@ export class NodeTaskRunner {
   }
 
   /** After a sampled attempt: collect the payment once verification settled it as VERIFIED. */
-  async #collectWhenVerified (a: NodeAssignment, attempt: number, log: ServiceContext['log']): Promise<void> {
+  async #collectWhenVerified (a: Pick<NodeAssignment, 'executionId' | 'taskId' | 'attempt'>, attempt: number, log: ServiceContext['log']): Promise<void> {
     const { connection, programId, config: _config } = this.#chain()
     const { execution } = this.#addresses(a)
     const taskState = taskStateAddress(programId, execution, taskKey(a.taskId))[0]
@@ -356,7 +405,7 @@ export class NodeTaskRunner {
   }
 
   /** Sends the payment of a settled attempt to the node owner's token account (created if needed). */
-  async #collect (a: NodeAssignment, attempt: number, log: ServiceContext['log']): Promise<void> {
+  async #collect (a: Pick<NodeAssignment, 'executionId' | 'taskId' | 'attempt'>, attempt: number, log: ServiceContext['log']): Promise<void> {
     const { connection, programId, config } = this.#chain()
     const { execution, node } = this.#addresses(a)
     const assignment = assignmentAddress(programId, execution, taskKey(a.taskId), attempt)[0]

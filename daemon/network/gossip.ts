@@ -10,7 +10,8 @@ export interface GossipTopicHandler<T> {
   kind: GossipTopicKind
   /** pure validation; runs before any handler and decides accept/ignore/reject for peer scoring */
   validate: (data: Uint8Array, from: string, nowMs: number) => Verdict<T>
-  handle: (value: T, from: string) => void
+  /** `data` is the message as signed and sent (to keep or hand on) */
+  handle: (value: T, from: string, data: Uint8Array) => void
 }
 
 /**
@@ -78,7 +79,7 @@ export class GossipRouter {
       if (!this.#accepted.has(msg.data)) return
       const value = this.#accepted.get(msg.data)
       try {
-        handler.handle(value, msg.from.toString())
+        handler.handle(value, msg.from.toString(), msg.data)
       } catch (err) {
         this.#log.error({ err, topic: msg.topic }, 'gossip handler failed')
       }

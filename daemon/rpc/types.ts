@@ -187,6 +187,12 @@ export const TaskExecutionStatusSchema = Type.Object({
   outputUris: Type.Record(Type.String(), Type.String()),
   startTime: NullableInt,
   deadline: NullableInt,
+  selection: Type.Union([Type.Object({
+    livenessRound: Type.Integer({ description: 'the certified liveness round the node was drawn from' }),
+    seedSlot: Type.Integer({ description: 'the slot whose SlotHashes entry seeded the draw' }),
+    seed: Type.String({ description: 'hex of the 32-byte seed, as recorded on chain' }),
+    ballot: Type.Integer()
+  }), Type.Null()], { description: 'how the live (or last) primary attempt was drawn, when this daemon took part (oracles)' }),
   completionTime: NullableInt,
   failures: Type.Array(Type.Object({ attempt: Type.Integer(), node: Type.String(), reason: Type.String(), at: Type.Integer() }))
 })
@@ -227,4 +233,53 @@ export const ExecutionTransitionEventSchema = Type.Object({
   attempt: Type.Optional(NullableInt),
   node: Type.Optional(NullableString),
   reason: Type.Optional(Type.String())
+})
+
+// ---- disputes and slashing (issue 8) ----
+
+export const SlashEntrySchema = Type.Object({
+  slash: NullableString,
+  executionId: NullableString,
+  execution: Type.String({ description: 'the execution account on chain' }),
+  taskId: Type.String({ description: '<model CID>/<task number> when known, else the hex task key' }),
+  attempt: Type.Integer({ description: 'the disputed primary attempt' }),
+  accused: NullableString,
+  accusedNode: Type.String({ description: 'the accused node account' }),
+  accusedRole: Type.Union([Type.Literal('asserter'), Type.Literal('verifier'), Type.Null()]),
+  prover: NullableString,
+  status: Type.String({ description: 'voting | recorded | executed' }),
+  amount: NullableString,
+  bounty: NullableString,
+  bountyTo: NullableString,
+  stakeBefore: NullableString,
+  stakeAfter: NullableString,
+  recordedAt: Type.Union([Type.Number(), Type.Null()], { description: 'unix seconds (chain clock)' }),
+  executableAt: Type.Union([Type.Number(), Type.Null()], { description: 'unix seconds (chain clock)' }),
+  reason: NullableString,
+  recordSignature: NullableString,
+  executeSignature: NullableString
+})
+
+export const DisputeEntrySchema = Type.Object({
+  executionId: Type.String(),
+  taskId: Type.String(),
+  attempt: Type.Integer(),
+  verifierAttempt: NullableInt,
+  thirdAttempt: NullableInt,
+  kind: Type.String({ description: 'verification-failed | verified-suspicious' }),
+  status: Type.String({ description: 'open | voting | recorded | executed | no-fraud | nondeterministic | already-slashed | abandoned' }),
+  accused: NullableString,
+  accusedRole: Type.Union([Type.Literal('asserter'), Type.Literal('verifier'), Type.Null()]),
+  reason: NullableString,
+  openedAt: Type.Integer(),
+  decidedAt: NullableInt,
+  fraudCompletedAt: NullableInt,
+  recordedSeenAt: NullableInt,
+  executedSeenAt: NullableInt
+})
+
+export const SlashesResultSchema = Type.Object({
+  slashes: Type.Array(SlashEntrySchema),
+  disputes: Type.Array(DisputeEntrySchema),
+  nondeterministic: Type.Array(Type.Object({ taskpack: Type.String(), executionId: Type.String(), taskId: Type.String(), reason: Type.String(), at: Type.Integer() }))
 })

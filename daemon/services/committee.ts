@@ -10,6 +10,7 @@ import type { LivenessService } from './liveness.js'
 import { publicKeyOfPeer } from './liveness.js'
 import { param } from '../rpc/registry.js'
 import { peekMessageType, ASSIGNMENT_VOTE_KIND } from '../../protocols/execution/messages.js'
+import { SLASH_VOTE_KIND } from '../../protocols/execution/slash-votes.js'
 import { accept, ignore, type Verdict } from '../../protocols/validation.js'
 import { CommitteeRoundSchema } from '../rpc/types.js'
 
@@ -22,7 +23,7 @@ export interface CommitteeTopicRoute<T> {
   handle: (value: T, from: string) => void
 }
 
-interface Routed { routed: typeof ASSIGNMENT_VOTE_KIND, value: unknown }
+interface Routed { routed: typeof ASSIGNMENT_VOTE_KIND | typeof SLASH_VOTE_KIND, value: unknown }
 
 /** Within a round: views go out at 10% of it, each oracle merges at 60% and votes. */
 const VIEW_AT = 0.1
@@ -58,6 +59,7 @@ export class CommitteeService implements DaemonService {
   #timer: NodeJS.Timeout | undefined
   #stopped = false
   #voteRoute: CommitteeTopicRoute<unknown> | undefined
+  #slashRoute: CommitteeTopicRoute<unknown> | undefined
 
   constructor (ctx: ServiceContext) {
     this.#ctx = ctx
@@ -73,6 +75,11 @@ export class CommitteeService implements DaemonService {
     ctx.gossip.add<CommitteeMessage | Routed>({
       kind: 'committee',
       validate: (data, from, nowMs): Verdict<CommitteeMessage | Routed> => {
+        if (peekMessageType(data) === SLASH_VOTE_KIND) {
+          if (this.#slashRoute === undefined) return ignore('slash votes are not handled by this daemon')
+          const v = this.#slashRoute.validate(data, from, nowMs)
+          return v.result === 'accept' ? accept({ routed: SLASH_VOTE_KIND, value: v.value }) : v
+        }
         if (peekMessageType(data) === ASSIGNMENT_VOTE_KIND) {
           const route = this.#voteRoute
           if (route === undefined) return ignore('assignment votes are not handled by this daemon')
@@ -88,7 +95,7 @@ export class CommitteeService implements DaemonService {
         })
       },
       handle: (msg, from) => {
-        if ('routed' in msg) this.#voteRoute?.handle(msg.value, from)
+        if ('routed' in msg) (msg.routed === SLASH_VOTE_KIND ? this.#slashRoute : this.#voteRoute)?.handle(msg.value, from)
         else this.#receive(msg)
       }
     })
@@ -99,6 +106,12 @@ export class CommitteeService implements DaemonService {
   routeAssignmentVotes<T> (route: CommitteeTopicRoute<T>): void {
     if (this.#voteRoute !== undefined) throw new Error('assignment votes are routed already')
     this.#voteRoute = route as CommitteeTopicRoute<unknown>
+  }
+
+  /** Routes slash votes on the committee topic to the dispute resolver (one route). */
+  routeSlashVotes<T> (route: CommitteeTopicRoute<T>): void {
+    if (this.#slashRoute !== undefined) throw new Error('slash votes are routed already')
+    this.#slashRoute = route as CommitteeTopicRoute<unknown>
   }
 
   get roundIntervalMs (): number { return this.#ctx.preset.params.roundIntervalMs }

@@ -1,4 +1,5 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
+import { Key } from 'interface-datastore'
 import { Type } from '@sinclair/typebox'
 import { PublicKey } from '@solana/web3.js'
 import {
@@ -27,13 +28,19 @@ import { ExecutionLog, parseAmount, splitFee } from '../execution/requests.js'
 import { operatorKeypair, sendTransaction, readExecution, ChainSendError } from '../execution/chain.js'
 import { ExecutionCoordinator } from '../execution/coordinator.js'
 import { ChainWatcher } from '../execution/watcher.js'
+import { ExecutionSync } from '../execution/sync.js'
+import { executionSyncProtocol } from '../../protocols/names.js'
 import { NodeTaskRunner, type NodeAssignment } from '../execution/runner.js'
+import { DisputeResolver } from '../execution/disputes.js'
 import type { CommitteeService } from './committee.js'
 
 /** How long a request may wait for the model definition before it is declared unknown. */
 const MODEL_LOOKUP_MS = 8000
 const SLOT_POLL_MS = 500
 const WATCH_MS = 1000
+const SYNC_FIRST_MS = 3000
+const SYNC_EVERY_MS = 20_000
+const RAW_PREFIX = '/bitflow/execution-messages'
 
 export interface TrackedExecution {
   model: ModelDefinition
@@ -73,11 +80,17 @@ export class ExecutionService implements DaemonService {
   readonly #committee: Set<string>
   /** votes are validated (and relayed) by every daemon with settlement; only committee oracles vote and submit */
   readonly coordinator: ExecutionCoordinator | undefined
+  /** disputes and slashing: committee oracles decide and slash; every daemon relays slash votes and answers bitflow_getSlashes */
+  readonly disputes: DisputeResolver
   readonly #isOracle: boolean
   readonly #watcher: ChainWatcher | undefined
   readonly #runner: NodeTaskRunner | undefined
   /** failures nodes reported for their attempts, shown as the reason when the attempt expires */
   readonly #failureReports = new Map<string, string>()
+  readonly #sync: ExecutionSync
+  /** the signed messages of each execution as received (request first), kept to hand to peers catching up */
+  readonly #raw = new Map<string, Map<string, Uint8Array>>()
+  #syncTimer: NodeJS.Timeout | undefined
   #slot = 0
   #slotTimer: NodeJS.Timeout | undefined
   #watchTimer: NodeJS.Timeout | undefined
@@ -91,19 +104,19 @@ export class ExecutionService implements DaemonService {
     this.#committee = new Set(ctx.genesis.committee.map(m => m.peerId))
     ctx.gossip.add<ExecutionMessage>({
       kind: 'execution',
-      validate: (data, _from, nowMs) => validateExecutionMessage(data, {
-        genesisHash: ctx.genesisHash,
-        nowMs,
-        clockWindowMs: 30_000,
-        // before the first slot read, nothing is "too old" and nothing is "ahead"
-        currentSlot: this.#slot,
-        maxRequestAgeSlots: this.#slot === 0 ? Number.MAX_SAFE_INTEGER : 2000,
-        maxSlotsAhead: this.#slot === 0 ? Number.MAX_SAFE_INTEGER : 100,
-        committee: this.#committee,
-        publicKeyOf: publicKeyOfPeer,
-        verify: ed25519Verify
-      }),
-      handle: (msg, from) => { this.#onMessage(msg, from) }
+      validate: (data, _from, nowMs) => this.#validate(data, nowMs, false),
+      handle: (msg, from, data) => { this.#onMessage(msg, from, data) }
+    })
+    this.#sync = new ExecutionSync({
+      libp2p: ctx.libp2p,
+      protocol: executionSyncProtocol(ctx.options.network),
+      log: ctx.log,
+      snapshot: () => this.#snapshot(),
+      ingest: (data, from) => {
+        // messages from the past: the chain checks (escrow, revealed roots) decide, not their age
+        const v = this.#validate(data, Date.now(), true)
+        if (v.result === 'accept') this.#onMessage(v.value, from, data)
+      }
     })
     this.#isOracle = ctx.options.roles.includes('oracle') && this.#committee.has(ctx.identity.peerId.toString())
     if (ctx.options.programId !== undefined) {
@@ -127,10 +140,49 @@ export class ExecutionService implements DaemonService {
         })
       }
     }
+    this.disputes = new DisputeResolver(ctx, this)
     this.#registerRpc()
   }
 
   get currentSlot (): number { return this.#slot }
+
+  #validate (data: Uint8Array, nowMs: number, past: boolean): ReturnType<typeof validateExecutionMessage> {
+    return validateExecutionMessage(data, {
+      genesisHash: this.#ctx.genesisHash,
+      nowMs,
+      clockWindowMs: past ? Number.MAX_SAFE_INTEGER : 30_000,
+      // before the first slot read, nothing is "too old" and nothing is "ahead"
+      currentSlot: this.#slot,
+      maxRequestAgeSlots: this.#slot === 0 || past ? Number.MAX_SAFE_INTEGER : 2000,
+      maxSlotsAhead: this.#slot === 0 ? Number.MAX_SAFE_INTEGER : 100,
+      committee: this.#committee,
+      publicKeyOf: publicKeyOfPeer,
+      verify: ed25519Verify
+    })
+  }
+
+  /** Keeps a signed message of a tracked execution (memory and datastore) for peers catching up. */
+  #keepRaw (executionId: string, data: Uint8Array): void {
+    const key = createHash('sha256').update(data).digest('hex')
+    let m = this.#raw.get(executionId)
+    if (m === undefined) { m = new Map(); this.#raw.set(executionId, m) }
+    if (m.has(key) || m.size >= 256) return
+    m.set(key, data)
+    const id = createHash('sha256').update(executionId).digest('hex')
+    Promise.resolve(this.#ctx.datastore.put(new Key(`${RAW_PREFIX}/${id}/${m.size.toString().padStart(4, '0')}-${key.slice(0, 16)}`), data))
+      .catch((err: unknown) => { this.#ctx.log.debug({ err }, 'keeping a signed execution message failed') })
+  }
+
+  /** Signed messages of unfinished executions, requests first. */
+  #snapshot (): Uint8Array[] {
+    const out: Uint8Array[] = []
+    for (const [executionId, m] of this.#raw) {
+      const tracked = this.#executions.get(executionId)
+      if (tracked === undefined || isTerminalStatus(tracked.state.status)) continue
+      out.push(...m.values())
+    }
+    return out
+  }
   get(executionId: string): TrackedExecution | undefined { return this.#executions.get(executionId) }
   list (): TrackedExecution[] { return [...this.#executions.values()] }
 
@@ -145,6 +197,14 @@ export class ExecutionService implements DaemonService {
   }
 
   async start (): Promise<void> {
+    for await (const { key, value } of this.#ctx.datastore.query({ prefix: RAW_PREFIX })) {
+      const v = this.#validate(value, Date.now(), true)
+      if (v.result !== 'accept') continue
+      const executionId = v.value.body.executionId
+      const m = this.#raw.get(executionId) ?? new Map<string, Uint8Array>()
+      m.set(key.toString(), value)
+      this.#raw.set(executionId, m)
+    }
     const logs = await this.#log.loadAll()
     const content = this.#ctx.services.get<ContentService>('content')
     for (const [executionId, events] of logs) {
@@ -168,12 +228,24 @@ export class ExecutionService implements DaemonService {
     this.#slotTimer = setInterval(() => { pollSlot().catch(() => {}) }, SLOT_POLL_MS)
     this.#slotTimer.unref()
     if (this.#isOracle) this.coordinator?.start()
+    this.disputes.start()
     if (this.#watcher !== undefined) {
       const watcher = this.#watcher
       this.#watchTimer = setInterval(() => { watcher.step().catch(err => { this.#ctx.log.debug({ err }, 'chain watch step failed') }) }, WATCH_MS)
       this.#watchTimer.unref()
     }
-    // attempts assigned to this node before a restart: the runner checks the chain before running
+    // catch up from peers: executions requested while this daemon was down, completions it missed
+    await this.#sync.start()
+    const pull = (): void => {
+      this.#sync.pull({ signal: this.#ctx.signal })
+        .then(n => { if (n > 0) this.#ctx.log.debug({ messages: n }, 'execution sync pulled messages') })
+        .catch(err => { this.#ctx.log.debug({ err }, 'execution sync failed') })
+    }
+    setTimeout(pull, SYNC_FIRST_MS).unref()
+    this.#syncTimer = setInterval(pull, SYNC_EVERY_MS)
+    this.#syncTimer.unref()
+    // attempts committed before a restart are revealed; assigned ones run (the runner checks the chain first)
+    void this.#runner?.resume().catch(err => { this.#ctx.log.warn({ err }, 'resuming committed attempts failed') })
     for (const tracked of this.#executions.values()) {
       for (const t of tracked.state.tasks) {
         if (t.state === 'ASSIGNED' && t.node === this.#ctx.identity.peerId.toString()) this.#runAssigned(tracked.state.executionId, t.taskId)
@@ -221,15 +293,18 @@ export class ExecutionService implements DaemonService {
   /** Publishes a message this daemon signs and delivers it to its own handlers too. */
   async #publishOwn (msg: ExecutionMessage): Promise<void> {
     const data = encodeExecutionMessage(msg, this.#ctx.genesisHash, b => this.#ctx.identity.sign(b))
-    this.deliverLocal(msg, this.#ctx.identity.peerId.toString())
+    this.deliverLocal(msg, this.#ctx.identity.peerId.toString(), data)
     await this.#ctx.gossip.publish('execution', data)
   }
 
   async stop (): Promise<void> {
     this.#stopped = true
     this.coordinator?.stop()
+    this.disputes.stop()
     clearInterval(this.#slotTimer)
     clearInterval(this.#watchTimer)
+    clearInterval(this.#syncTimer)
+    await this.#sync.stop().catch(() => {})
     await this.#runner?.stop()
     this.#transitionListeners.clear()
     this.#messageListeners.clear()
@@ -293,18 +368,20 @@ export class ExecutionService implements DaemonService {
   // ---- gossip ----
 
   /** Delivers a message this daemon published to its own listeners (gossipsub does not echo it). */
-  deliverLocal (msg: ExecutionMessage, from: string): void {
-    this.#onMessage(msg, from)
+  deliverLocal (msg: ExecutionMessage, from: string, data?: Uint8Array): void {
+    this.#onMessage(msg, from, data)
   }
 
-  #onMessage (msg: ExecutionMessage, from: string): void {
+  #onMessage (msg: ExecutionMessage, from: string, data?: Uint8Array): void {
     if (this.#stopped) return
+    // completions are kept for peers catching up (requests once the chain confirmed their escrow)
+    if (data !== undefined && msg.type === COMPLETION_KIND && this.#executions.has(msg.body.executionId)) this.#keepRaw(msg.body.executionId, data)
     for (const l of this.#messageListeners) {
       try { l(msg, from) } catch (err) { this.#ctx.log.warn({ err }, 'execution message listener threw') }
     }
     switch (msg.type) {
       case EXECUTION_REQUEST_KIND:
-        void this.#onRemoteRequest(msg.body).catch(err => { this.#ctx.log.debug({ err, executionId: msg.body.executionId }, 'execution request not taken') })
+        void this.#onRemoteRequest(msg.body, data).catch(err => { this.#ctx.log.debug({ err, executionId: msg.body.executionId }, 'execution request not taken') })
         break
       case COMPLETION_KIND:
         // accepted only once the chain shows the revealed output root of that attempt
@@ -345,7 +422,7 @@ export class ExecutionService implements DaemonService {
   }
 
   /** A request announced by another daemon: taken only when the chain holds the escrow it claims. */
-  async #onRemoteRequest (b: ExecutionRequestBody): Promise<void> {
+  async #onRemoteRequest (b: ExecutionRequestBody, data?: Uint8Array): Promise<void> {
     if (this.#executions.has(b.executionId) || this.#pendingRemote.has(b.executionId)) return
     this.#pendingRemote.add(b.executionId)
     try {
@@ -367,6 +444,7 @@ export class ExecutionService implements DaemonService {
         throw new Error('the on-chain tasks are not the model\'s tasks')
       }
       if (this.#executions.has(b.executionId)) return
+      if (data !== undefined) this.#keepRaw(b.executionId, data)
       await this.#track(m, { type: 'requested', at: b.timestampMs, executionId: b.executionId, modelId: b.modelId, requester: b.requester, fee: b.fee, requestSlot: b.requestSlot, inputs: b.inputs }, account)
     } finally {
       this.#pendingRemote.delete(b.executionId)
@@ -439,7 +517,9 @@ export class ExecutionService implements DaemonService {
     await this.#track(model, request, account.toBase58())
     // 6. gossip (the chain is the source of truth: a lost announcement is recovered from it)
     const body: ExecutionRequestBody = { v: 1, executionId, modelId: p.modelId, inputs: { ...p.inputs }, requester: request.requester, fee: request.fee, requestSlot, timestampMs: request.at }
-    await this.#ctx.gossip.publish('execution', encodeExecutionMessage({ type: EXECUTION_REQUEST_KIND, body }, this.#ctx.genesisHash, b => this.#ctx.identity.sign(b)))
+    const announcement = encodeExecutionMessage({ type: EXECUTION_REQUEST_KIND, body }, this.#ctx.genesisHash, b => this.#ctx.identity.sign(b))
+    this.#keepRaw(executionId, announcement)
+    await this.#ctx.gossip.publish('execution', announcement)
       .catch(err => { this.#ctx.log.warn({ err, executionId }, 'announcing the execution request failed') })
     this.#ctx.log.info({ executionId, modelId: p.modelId, escrowed: request.fee, requestSlot }, 'execution requested')
     return { executionId, account: account.toBase58(), requestSlot, pricePerTask: split.price.toString(), escrowed: request.fee, signature: sent.signature }

@@ -28,8 +28,12 @@ export enum Instruction {
   Pay = 14,
   RecordSlash = 15,
   ExecuteSlash = 16,
-  TopUp = 17
+  TopUp = 17,
+  RefreshSeed = 18
 }
+
+/** a seed older than trigger + K + this many slots may be refreshed (SlotHashes keeps 512 slots) */
+export const SEED_STALE_SLOTS = 400
 
 export const MAX_COMMITTEE = 7
 export const MAX_SPECIALIZATIONS = 16
@@ -569,6 +573,20 @@ export function decideSampling (a: { programId: PublicKey, config: PublicKey, ex
   return new TransactionInstruction({
     programId: a.programId,
     keys: [r(a.config), r(a.execution), w(taskStateAddress(a.programId, a.execution, a.taskId)[0]), r(a.assignment)],
+    data: Buffer.from(data)
+  })
+}
+
+/**
+ * Gives a task waiting for an assignment a new trigger slot (the current one) once its seed slot is
+ * about to leave SlotHashes; anyone may send it (the new seed is unknown when it is sent).
+ */
+export function refreshSeed (a: { programId: PublicKey, config: PublicKey, execution: PublicKey, taskId: Uint8Array }): TransactionInstruction {
+  const { data } = header(Instruction.RefreshSeed, 32)
+  data.set(id32(a.taskId, 'task id'), INSTRUCTION_HEADER_SIZE)
+  return new TransactionInstruction({
+    programId: a.programId,
+    keys: [r(a.config), w(a.execution), w(taskStateAddress(a.programId, a.execution, a.taskId)[0])],
     data: Buffer.from(data)
   })
 }

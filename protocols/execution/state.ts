@@ -97,7 +97,7 @@ export type UriMap = Record<string, string>
 export type ExecutionEvent =
   | { type: 'requested', at: number, executionId: string, modelId: string, requester: string, fee: string, requestSlot: number, inputs: UriMap }
   /** an assignment settled on chain (kind primary or verification) */
-  | { type: 'assigned', at: number, taskId: string, attempt: number, node: string, kind: 'primary' | 'verification', deadlineAt?: number }
+  | { type: 'assigned', at: number, taskId: string, attempt: number, node: string, kind: 'primary' | 'verification', deadlineAt?: number, selection?: SelectionRecord }
   /**
    * the assigned node's completion: its signed outputs, or (`committedOnly`, 'sampling' rules) only its
    * on-chain commitment, when the task was sampled and the outputs wait for the verifier
@@ -119,6 +119,15 @@ export type ExecutionEvent =
   | { type: 'aborted', at: number, reason: string }
 
 export type RequestedEvent = Extract<ExecutionEvent, { type: 'requested' }>
+
+/** what an assignment was drawn from, so anyone can recompute it (known to the committee's oracles) */
+export interface SelectionRecord {
+  livenessRound: number
+  seedSlot: number
+  /** hex of the 32-byte seed */
+  seed: string
+  ballot: number
+}
 
 // ---- state -------------------------------------------------------------------------------------
 
@@ -144,6 +153,8 @@ export interface TaskRecord {
   /** the node of the live (or last successful) primary attempt */
   node: string | null
   verifier: { attempt: number, node: string, deadlineAt: number } | null
+  /** how the live (or last) primary attempt was drawn, when this daemon knows it */
+  selection: SelectionRecord | null
   /** nodes that failed this task, sorted; never assigned it again */
   blacklist: string[]
   failures: AttemptFailure[]
@@ -270,6 +281,7 @@ export function createExecution (model: ModelDefinition, request: RequestedEvent
       nextAttempt: 0,
       node: null,
       verifier: null,
+      selection: null,
       blacklist: [],
       failures: [],
       dependencies: deps,
@@ -447,6 +459,7 @@ export function applyEvent (prev: ExecutionState, event: ExecutionEvent, rules: 
       t.attempt = event.attempt
       t.nextAttempt = event.attempt + 1
       t.node = event.node
+      t.selection = event.selection !== undefined ? { ...event.selection } : null
       t.assignedAt = at
       t.deadlineAt = event.deadlineAt ?? at + taskDeadlineMs(rules.deadline, t.computeUnits)
       t.startedAt = null
@@ -654,6 +667,7 @@ export function executionStatus (s: ExecutionState): ModelExecutionStatus {
       outputUris: { ...t.outputs },
       startTime: t.startedAt ?? t.assignedAt,
       deadline: t.state === 'ASSIGNED' ? t.deadlineAt : null,
+      selection: t.selection === null ? null : { ...t.selection },
       completionTime: t.completedAt,
       failures: t.failures.map(f => ({ ...f }))
     })),

@@ -159,6 +159,17 @@ export class VoteCollector {
     return undefined
   }
 
+  /** Each member's vote in the highest ballot it voted in for the attempt (equivocators left out). */
+  latestVotes (executionId: string, taskId: string, attempt: number): AssignmentVote[] {
+    const a = this.#attempts.get(attemptKey(executionId, taskId, attempt))
+    if (a === undefined) return []
+    const latest = new Map<string, AssignmentVote>()
+    for (const ballot of this.ballots(executionId, taskId, attempt)) {
+      for (const [oracle, vote] of a.ballots.get(ballot)!.votes) latest.set(oracle, vote)
+    }
+    return [...latest.values()]
+  }
+
   /** Oracles that equivocated in any ballot of the attempt. */
   equivocators (executionId: string, taskId: string, attempt: number): string[] {
     const out = new Set<string>()

@@ -32,7 +32,11 @@ enum {
   IX_RECORD_SLASH = 15,
   IX_EXECUTE_SLASH = 16,
   IX_TOP_UP = 17,
+  IX_REFRESH_SEED = 18,
 };
+
+/* a seed whose slot is older than this many slots past trigger + K may be refreshed (SlotHashes keeps 512) */
+#define SEED_STALE_SLOTS 400
 
 /* ---- the program's own error codes (InstructionError::Custom). Mirrored by ProgramError in
  * programs/client/errors.ts. ---- */
@@ -532,6 +536,7 @@ u64 change_committee(const Context *ctx);
 u64 open_execution(const Context *ctx);
 u64 cancel_tasks(const Context *ctx);
 u64 top_up(const Context *ctx);
+u64 refresh_seed(const Context *ctx);
 u64 assign(const Context *ctx);
 u64 commit(const Context *ctx);
 u64 decide_sampling(const Context *ctx);

@@ -3,7 +3,10 @@ import { join } from 'node:path'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { Connection, PublicKey } from '@solana/web3.js'
 import { Testnet, type TestnetFile, type TestnetDaemon } from '../../../scripts/lib/testnet.js'
-import { assignmentAddress, attemptSeed, configAddress, decodeAssignment, decodeConfig, executionAddress, nodeAddress } from '../../../programs/client/index.js'
+import { createHash } from 'node:crypto'
+import { assignmentAddress, attemptSeed, configAddress, decodeAssignment, decodeConfig, decodeExecution, decodeNode, executionAddress, nodeAddress, NodeStatus, NODE_SIZE } from '../../../programs/client/index.js'
+import { selectNodes, type Candidate } from '../../../protocols/execution/selection.js'
+import type { TableEntry } from '../../../protocols/liveness/committee.js'
 import { executionKey, modelTaskId, taskKey } from '../../../protocols/execution/ids.js'
 import { genesisHash } from '../../../protocols/genesis.js'
 import { createTensor, encodeSafetensors } from '../../../protocols/tensor/safetensors.js'
@@ -21,6 +24,7 @@ let scratch: SpawnedDaemon | undefined
 let requester: BitflowClient
 let modelId: string
 let inputUri: string
+let requestSignature: string
 const byName = (name: string): TestnetDaemon => file!.daemons.find(d => d.name === name)!
 const spec = (name: string) => ({ name, dimensions: ['n'], dtype: 'float32' })
 const tp = join(dir, 'tp')
@@ -73,7 +77,8 @@ describe('assignment by the oracle committee', () => {
   it('settles the first ready task on chain with a quorum of votes, and every oracle applies it', async () => {
     const events: Array<{ executionId: string, scope: string, from: string, to: string, taskId?: string }> = []
     const sub = await requester.subscribe<typeof events[number]>('execution', { executionId: 'assign-1' }, e => { events.push(e) })
-    const r = await requester.call<{ executionId: string }>('bitflow_requestExecution', [{ modelId, inputs: { x: inputUri }, maxFee: '50000', executionId: 'assign-1' }])
+    const r = await requester.call<{ executionId: string, signature: string }>('bitflow_requestExecution', [{ modelId, inputs: { x: inputUri }, maxFee: '50000', executionId: 'assign-1' }])
+    requestSignature = r.signature
     const nodes = file!.daemons.filter(d => d.role === 'node').map(d => d.peerId)
     const status = await eventually('task 1 to be assigned', async () => {
       const s = await requester.call<Status>('bitflow_getExecutionStatus', [r.executionId])
@@ -122,4 +127,53 @@ describe('assignment by the oracle committee', () => {
       }, 30_000)
     }
   }, 120_000)
+
+  it('anyone can recompute the draw from public data: the certified round, the on-chain registry and the slot hash', async () => {
+    const s0 = await eventually('an oracle to report how task 1 was drawn', async () => {
+      for (const name of ['oracle-1', 'oracle-2', 'oracle-3']) {
+        const st = await net.client(byName(name)).call<{ taskStatuses: Array<{ assignedNode: string | null, attempt: number | null, selection: { livenessRound: number, seedSlot: number, seed: string } | null }> }>('bitflow_getExecutionStatus', ['assign-1']).catch(() => undefined)
+        const t = st?.taskStatuses[0]
+        if (t?.selection !== null && t?.selection !== undefined && t.attempt === 0) return t
+      }
+      return undefined
+    }, 30_000)
+    const sel = s0.selection!
+    // public data only: the certified round's table, the registry on chain, SlotHashes
+    const round = await requester.call<{ round: number, certified: boolean, table: TableEntry[] }>('bitflow_committeeRound', [sel.livenessRound])
+    expect(round.certified).toBe(true)
+    const connection = new Connection(file!.chain!.rpcUrl, 'confirmed')
+    const programId = new PublicKey(file!.chain!.programId)
+    const config = new PublicKey(file!.chain!.config)
+    const cfg = decodeConfig((await connection.getAccountInfo(config))!.data)
+    const entry = await readSlotHash(connection, BigInt(sel.seedSlot))
+    expect(entry).toBeDefined()
+    const task = modelTaskId(modelId, 1)
+    const seed = attemptSeed({ genesisHash: cfg.genesisHash, executionId: executionKey('assign-1'), taskId: taskKey(task), attempt: 0, slot: BigInt(sel.seedSlot), slotHash: entry!.hash })
+    expect(Buffer.from(seed).toString('hex')).toBe(sel.seed)
+    const nodes = await connection.getProgramAccounts(programId, { filters: [{ dataSize: NODE_SIZE }, { memcmp: { offset: 8, bytes: config.toBase58() } }] })
+    const keyHex = Buffer.from(taskKey(task)).toString('hex')
+    const candidates: Candidate[] = nodes.map(a => decodeNode(a.account.data)).map(n => {
+      const peerId = peerIdOfKey(n.operator.toBytes())
+      return {
+        peerId,
+        publicKey: n.operator.toBytes(),
+        liveness: round.table.find(e => e.peerId === peerId),
+        registration: { stake: n.stake, specializations: new Set(n.specializations.some(x => Buffer.from(x).toString('hex') === keyHex) ? [task] : []), slashed: n.status !== NodeStatus.Active, paymentsInFlight: 0n }
+      }
+    }).filter(c => c.liveness?.roles === undefined || c.liveness.roles.includes('node'))
+    const drawn = selectNodes(candidates, { taskId: task, vramBytes: 0, gpu: 'optional', datasets: [], payment: 1n }, seed, new Set(), { minStake: cfg.params.minStake, minStakeRatio: cfg.params.minStakeRatioBps / 10_000 }, 3)
+    expect(drawn.ranked[0]).toBe(s0.assignedNode)
+    // the same public data with another slot hash draws independently of anything the requester chose:
+    // over 64 hypothetical hashes every eligible node is drawn (nobody can steer before the hash exists)
+    const seen = new Set<string>()
+    for (let i = 0; i < 64; i++) {
+      const other = attemptSeed({ genesisHash: cfg.genesisHash, executionId: executionKey('assign-1'), taskId: taskKey(task), attempt: 0, slot: BigInt(sel.seedSlot), slotHash: createHash('sha256').update(`hypothetical ${i}`).digest() })
+      seen.add(selectNodes(candidates, { taskId: task, vramBytes: 0, gpu: 'optional', datasets: [], payment: 1n }, other, new Set(), { minStake: cfg.params.minStake, minStakeRatio: cfg.params.minStakeRatioBps / 10_000 }, 1).ranked[0]!)
+    }
+    expect(seen.size).toBe(drawn.eligible.length)
+    // and the request slot the seed derives from is the slot the escrow landed in, fixed by the chain
+    const execution = executionAddress(programId, config, executionKey('assign-1'))[0]
+    const opened = await connection.getTransaction(requestSignature, { commitment: 'confirmed', maxSupportedTransactionVersion: 0 })
+    expect(decodeExecution((await connection.getAccountInfo(execution))!.data).requestSlot).toBe(BigInt(opened!.slot))
+  }, 60_000)
 })

@@ -4,7 +4,7 @@ import {
   AssignmentKind, AssignmentStatus, NodeStatus, ProgramError, Sampling, SlashStatus, TaskFlag, TaskStatus, Verdict,
   NODE_PAYMENTS_IN_FLIGHT_OFFSET, NO_ATTEMPT, cancelTasks, changeCommittee, commitment, committeeDigest, decodeNode,
   decodeSlash, deadlineSeconds, ed25519Instruction, ed25519PublicKeyOffset, executeSlash, expire, quorumInstruction,
-  signEd25519, taskShare, unbond, verificationPayment
+  signEd25519, taskShare, unbond, verificationPayment, refreshSeed, SEED_STALE_SLOTS
 } from '../../../programs/client/index.js'
 import { Chain, buildProgram } from './harness.js'
 import {
@@ -275,6 +275,26 @@ describe('settlement program: assignment rules', () => {
     expectError(world.assign(h2, { taskId: T0, attempt: 0, node }), ProgramError.SeedUnavailable)
   })
 
+  it('refreshes a stale seed only when it is about to leave SlotHashes, for a task waiting for an assignment', () => {
+    const h2 = world.handle('stale', [{ taskId: T0, price: PRICE, computeUnits: 100 }])
+    expectOk(chain.send([world.openIx(h2)], [h2.requester]))
+    const ready = world.execution(h2).readySlot
+    const refresh = (): ReturnType<Chain['send']> => chain.send([refreshSeed({ programId: chain.programId, config: world.config, execution: h2.execution, taskId: T0 })])
+    chain.advanceSlots(world.params.seedDelaySlots + 10)
+    expectError(refresh(), ProgramError.WrongState) // the seed is still usable
+    chain.advanceSlots(SEED_STALE_SLOTS)
+    expectOk(refresh())
+    const moved = world.execution(h2).readySlot
+    expect(moved).toBeGreaterThan(ready + BigInt(SEED_STALE_SLOTS))
+    expectError(refresh(), ProgramError.WrongState) // fresh again
+    // the task can be assigned with the new seed
+    chain.advanceSlots(world.params.seedDelaySlots + 1)
+    expectOk(world.assign(h2, { taskId: T0, attempt: 0, node }))
+    // a task with a live attempt is not waiting: no refresh
+    chain.advanceSlots(SEED_STALE_SLOTS + world.params.seedDelaySlots + 1)
+    expectError(refresh(), ProgramError.TaskBusy)
+  })
+
   it('uses the next recorded slot when the seed slot was skipped', () => {
     const h2 = world.handle('skipped', [{ taskId: T0, price: PRICE, computeUnits: 100 }])
     expectOk(chain.send([world.openIx(h2)], [h2.requester]))
@@ -397,8 +417,12 @@ describe('settlement program: outcomes, sampling, payments', () => {
     // paying before the reveal
     expectError(chain.send([world.payIx(h, T0, 0, asserter)]), ProgramError.NotPayable)
     expectError(chain.send([world.revealIx(h, T0, 0, asserter, out.root, bytes32('wrong salt'))], [asserter.operator]), ProgramError.CommitmentMismatch)
+    const readyBefore = world.execution(h).readySlot
     recordUnits('reveal (not sampled)', chain.send([world.revealIx(h, T0, 0, asserter, out.root, out.salt)], [asserter.operator]))
     expect(world.taskState(h, T0)!.status).toBe(TaskStatus.Verified)
+    // dependents' first seeds derive from this moment, not from the request
+    expect(world.execution(h).readySlot).toBe(chain.slot())
+    expect(world.execution(h).readySlot).toBeGreaterThan(readyBefore)
 
     const escrowBefore = chain.tokenBalance(h.escrow)
     // only to the owner's token account, only from this execution's escrow

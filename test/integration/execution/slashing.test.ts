@@ -1,0 +1,193 @@
+/**
+ * Disputes and slashing on a test net (issue 8): 3 oracles, 3 nodes (node-1 `--byzantine
+ * wrong-output`, with more stake so that the stake-weighted selection picks it), 2 validators, every
+ * sampled (samplingProbability 1), all specialized in the demo model's tasks.
+ *  1. node-1's perturbed result fails verification; the task is reassigned; the re-execution sides
+ *     with the verifier; the committee records and executes the slash of node-1 on chain; the
+ *     execution completes with the reference output.
+ *  2. validator-2 restarted as `--byzantine lazy-copy` (validator-1 stopped, so it verifies): it
+ *     says Match without re-running and is slashed; with validator-1 back the execution completes.
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest'
+import { join } from 'node:path'
+import { writeFileSync } from 'node:fs'
+import { PublicKey } from '@solana/web3.js'
+import { Testnet, type TestnetFile, type TestnetDaemon } from '../../../scripts/lib/testnet.js'
+import { buildDemoModel, demoTaskpackCid, prepareDemo, compareWithReference, type PreparedDemo } from '../../../scripts/lib/demo-model.js'
+import { addTestnetStake, chainConnection, nodeAccountOf, readChainSlashes, readNode, tokenBalance, type ChainSlash } from '../../../scripts/lib/slashing.js'
+import { decodeConfig, executionAddress, NodeStatus, SlashStatus, verificationPayment, type ConfigAccount } from '../../../programs/client/index.js'
+import { executionKey } from '../../../protocols/execution/ids.js'
+import type { BitflowClient } from '../../../daemon/rpc/client.js'
+import { tempDir, cleanup, eventually } from '../../helpers/daemon.js'
+
+const dir = tempDir('exec-slashing')
+const net = new Testnet(join(dir, 'net'))
+let file: TestnetFile | undefined
+let requester: BitflowClient
+let demo: PreparedDemo
+let config: ConfigAccount
+const byName = (name: string): TestnetDaemon => file!.daemons.find(d => d.name === name)!
+
+interface TaskStatus { taskId: string, status: string, attempt: number | null, assignedNode: string | null, failures: Array<{ attempt: number, node: string, reason: string, at: number }> }
+interface Status { overallStatus: string, taskStatuses: TaskStatus[], outputUris: Record<string, string | null>, reason: string | null }
+interface Slashes {
+  slashes: Array<{ slash: string | null, executionId: string | null, accused: string | null, accusedNode: string, accusedRole: string | null, status: string, amount: string | null, bounty: string | null, stakeBefore: string | null, stakeAfter: string | null, reason: string | null }>
+  disputes: Array<{ executionId: string, taskId: string, attempt: number, thirdAttempt: number | null, kind: string, status: string, accused: string | null, accusedRole: string | null, reason: string | null, openedAt: number, decidedAt: number | null, fraudCompletedAt: number | null, recordedSeenAt: number | null, executedSeenAt: number | null }>
+  nondeterministic: unknown[]
+}
+
+beforeAll(async () => {
+  const taskpackCid = await demoTaskpackCid()
+  const model = buildDemoModel(taskpackCid)
+  file = await net.up({
+    oracles: 3, nodes: 3, validators: 2, logLevel: 'info', specializationsFor: () => model.taskIds,
+    settlement: { samplingProbability: 1 },
+    argsFor: name => name === 'node-1' ? ['--byzantine', 'wrong-output'] : []
+  })
+  const connection = chainConnection(file.chain!)
+  config = decodeConfig((await connection.getAccountInfo(new PublicKey(file.chain!.config)))!.data)
+  // selection is stake-weighted: 50x the others' stake makes node-1 the first pick almost surely
+  await addTestnetStake(net.dir, file.chain!, byName('node-1'), config.params.minStake * 10n * 49n)
+  requester = net.client(byName('oracle-1'))
+  demo = await prepareDemo(requester)
+  expect(demo.modelId).toBe(model.modelId)
+}, 240_000)
+
+afterAll(async () => {
+  await net.down().catch(() => {})
+  cleanup([...(net.load()?.daemons.map(d => d.pid) ?? []), ...(file?.chain !== undefined ? [file.chain.pid] : [])], [])
+})
+
+async function finalStatus (client: BitflowClient, executionId: string, timeoutMs: number): Promise<Status> {
+  return await eventually(`execution ${executionId} to finish`, async () => {
+    const s = await client.call<Status>('bitflow_getExecutionStatus', [executionId])
+    return ['completed', 'failed', 'cancelled'].includes(s.overallStatus) ? s : undefined
+  }, timeoutMs)
+}
+
+async function expectReferenceOutput (s: Status): Promise<void> {
+  expect(s.overallStatus, JSON.stringify(s)).toBe('completed')
+  const got = await requester.call<{ safetensorsBase64: string }>('bitflow_getTensor', [s.outputUris.y])
+  const cmp = compareWithReference('y', new Uint8Array(Buffer.from(got.safetensorsBase64, 'base64')), demo.reference)
+  expect(cmp.match, JSON.stringify(cmp)).toBe(true)
+}
+
+/** Polls the chain for the slash of `accused` in `execution`; returns it once it reaches `status`. */
+async function slashOf (execution: PublicKey, accused: PublicKey, status: SlashStatus, timeoutMs: number): Promise<ChainSlash> {
+  const connection = chainConnection(file!.chain!)
+  return await eventually(`the slash of ${accused.toBase58()} to be ${SlashStatus[status]}`, async () => {
+    const found = (await readChainSlashes(connection, file!.chain!, execution)).find(s => s.slash.accused.equals(accused))
+    return found !== undefined && found.slash.status >= status ? found : undefined
+  }, timeoutMs)
+}
+
+const executionOf = (executionId: string): PublicKey => executionAddress(new PublicKey(file!.chain!.programId), new PublicKey(file!.chain!.config), executionKey(executionId))[0]
+
+describe('disputes and slashing', () => {
+  it('slashes a node that reports wrong outputs, reassigns its task, and the execution still matches the reference', async () => {
+    const connection = chainConnection(file!.chain!)
+    const node1 = byName('node-1')
+    const node1Account = nodeAccountOf(file!.chain!, node1)
+    const before = await readNode(connection, node1Account)
+    expect(before.status).toBe(NodeStatus.Active)
+    const treasury = new PublicKey(file!.chain!.treasury)
+    const vaultBefore = await tokenBalance(connection, before.vault)
+    const treasuryBefore = await tokenBalance(connection, treasury)
+    expect(vaultBefore).toBe(before.stake + before.unbonding)
+
+    const r = await requester.call<{ executionId: string, pricePerTask: string }>('bitflow_requestExecution', [{ modelId: demo.modelId, inputs: demo.inputs, maxFee: '100000' }])
+    const execution = executionOf(r.executionId)
+
+    // recorded: the node is frozen; the bounty account's balance is read before the challenge delay ends
+    const recorded = await slashOf(execution, node1Account, SlashStatus.Recorded, 240_000)
+    const bountyBefore = await tokenBalance(connection, recorded.slash.bountyTo)
+    expect(recorded.node.status === NodeStatus.Slashed || recorded.slash.status === SlashStatus.Executed).toBe(true)
+    const executed = await slashOf(execution, node1Account, SlashStatus.Executed, 60_000)
+
+    const s = await finalStatus(requester, r.executionId, 240_000)
+    await expectReferenceOutput(s)
+    // the fraudulent attempt failed verification and its task was reassigned to another node
+    const failedTask = s.taskStatuses.find(t => t.failures.some(f => f.node === node1.peerId && f.reason.startsWith('verification failed')))
+    expect(failedTask, JSON.stringify(s.taskStatuses)).toBeDefined()
+    expect(failedTask!.status).toBe('VERIFIED')
+    expect(failedTask!.assignedNode).not.toBe(node1.peerId)
+    expect(failedTask!.attempt).toBeGreaterThan(executed.slash.attempt)
+    expect(failedTask!.failures.some(f => f.attempt === executed.slash.attempt)).toBe(true)
+
+    // the numbers, from the chain
+    const held = before.stake + before.unbonding
+    const amount = held * BigInt(config.params.slashBps) / 10_000n
+    const bounty = amount * BigInt(config.params.bountyBps) / 10_000n
+    expect(executed.slash.amount).toBe(amount)
+    expect(executed.slash.bounty).toBe(bounty)
+    expect(bounty * 2n).toBeLessThanOrEqual(amount)
+    expect(executed.stakeBefore).toBe(held)
+    expect(executed.stakeAfter).toBe(held * BigInt(10_000 - config.params.slashBps) / 10_000n)
+    const after = await readNode(connection, node1Account)
+    expect(after.status).toBe(NodeStatus.SlashExecuted)
+    expect(after.stake).toBe(0n)
+    expect(after.unbonding).toBe(held - amount)
+    expect(await tokenBalance(connection, before.vault)).toBe(vaultBefore - amount)
+    expect(await tokenBalance(connection, treasury) - treasuryBefore).toBe(amount - bounty)
+    // the prover's owner got the bounty (plus, possibly, verification payments made meanwhile)
+    const delta = await tokenBalance(connection, executed.slash.bountyTo) - bountyBefore
+    const vp = verificationPayment(config.params, BigInt(r.pricePerTask))
+    expect(delta).toBeGreaterThanOrEqual(bounty)
+    expect((delta - bounty) % vp).toBe(0n)
+
+    // what users see: the oracles' dispute record, and any daemon's chain-backed slash list
+    const seen = await eventually('the dispute record to show the executed slash', async () => {
+      const x = await requester.call<Slashes>('bitflow_getSlashes', [r.executionId])
+      return x.disputes.some(d => d.accused === node1.peerId && d.status === 'executed') ? x : undefined
+    }, 10_000)
+    const dispute = seen.disputes.find(d => d.accused === node1.peerId && d.status === 'executed')
+    expect(dispute, JSON.stringify(seen)).toMatchObject({ kind: 'verification-failed', accusedRole: 'asserter' })
+    expect(dispute!.thirdAttempt).not.toBeNull()
+    expect(seen.slashes.find(x => x.accusedNode === node1Account.toBase58())).toMatchObject({ status: 'executed', amount: amount.toString(), bounty: bounty.toString(), stakeBefore: held.toString(), accusedRole: 'asserter' })
+    const fromNode = await net.client(byName('node-2')).call<Slashes>('bitflow_getSlashes', { executionId: r.executionId })
+    expect(fromNode.slashes.find(x => x.accusedNode === node1Account.toBase58())).toMatchObject({ status: 'executed', amount: amount.toString(), accused: node1.peerId })
+    const t = dispute!
+    console.log(`slashing figures: fraudulent completion -> dispute opened ${t.openedAt - (t.fraudCompletedAt ?? t.openedAt)} ms, -> decided ${(t.decidedAt ?? 0) - (t.fraudCompletedAt ?? t.openedAt)} ms, -> recorded ${(t.recordedSeenAt ?? 0) - (t.fraudCompletedAt ?? t.openedAt)} ms, -> executed ${(t.executedSeenAt ?? 0) - (t.fraudCompletedAt ?? t.openedAt)} ms; reason: ${t.reason}`)
+  }, 420_000)
+
+  it('slashes a lazy validator that says Match without re-running', async () => {
+    const connection = chainConnection(file!.chain!)
+    // validator-1 stops; validator-2 comes back lazy, so it verifies the next sampled task
+    await net.stopDaemon('validator-1')
+    await net.stopDaemon('validator-2')
+    const current = net.load()!
+    current.daemons = current.daemons.map(d => d.name === 'validator-2' ? { ...d, args: [...d.args, '--byzantine', 'lazy-copy'] } : d)
+    writeFileSync(net.file, JSON.stringify(current, null, 2) + '\n')
+    await net.startDaemon('validator-2')
+    file = net.load()!
+    const v1 = byName('validator-1')
+    const v2 = byName('validator-2')
+    await eventually('a certified round with validator-2 live and validator-1 gone', async () => {
+      const round = await requester.call<{ table: Array<{ peerId: string, status: string }> }>('bitflow_committeeRound', [])
+      const live = (p: string): boolean => round.table.some(e => e.peerId === p && e.status !== 'offline')
+      return live(v2.peerId) && !live(v1.peerId) ? true : undefined
+    }, 90_000)
+    const v2Account = nodeAccountOf(file.chain!, v2)
+    const before = await readNode(connection, v2Account)
+    expect(before.status).toBe(NodeStatus.Active)
+
+    const r = await requester.call<{ executionId: string }>('bitflow_requestExecution', [{ modelId: demo.modelId, inputs: demo.inputs, maxFee: '100000' }])
+    const executed = await slashOf(executionOf(r.executionId), v2Account, SlashStatus.Executed, 240_000)
+    expect(executed.slash.amount).toBe((before.stake + before.unbonding) * BigInt(config.params.slashBps) / 10_000n)
+    expect((await readNode(connection, v2Account)).status).toBe(NodeStatus.SlashExecuted)
+    // the oracles follow the chain: their dispute record reaches 'executed' within a tick or two
+    const seen = await eventually('the dispute record to show the executed slash', async () => {
+      const x = await requester.call<Slashes>('bitflow_getSlashes', [r.executionId])
+      return x.disputes.some(d => d.accused === v2.peerId && d.status === 'executed') ? x : undefined
+    }, 10_000)
+    const dispute = seen.disputes.find(d => d.accused === v2.peerId && d.status === 'executed')
+    expect(dispute, JSON.stringify(seen)).toMatchObject({ kind: 'verified-suspicious', accusedRole: 'verifier' })
+    expect(dispute!.reason).toMatch(/published no outputs/)
+    console.log(`lazy validator: dispute opened -> recorded ${(dispute!.recordedSeenAt ?? 0) - dispute!.openedAt} ms, -> executed ${(dispute!.executedSeenAt ?? 0) - dispute!.openedAt} ms`)
+
+    // an honest validator again: the remaining sampled tasks get verified and the execution completes
+    await net.startDaemon('validator-1')
+    file = net.load()!
+    await expectReferenceOutput(await finalStatus(requester, r.executionId, 240_000))
+  }, 480_000)
+})
