@@ -7,11 +7,12 @@
  * watches the chain for the settled assignment and applies it to its execution state; the submitter
  * then announces it to the nodes (assignment-notice on the execution topic).
  *
- * Known limits (next session):
- *  - ballot 0 uses this oracle's latest certified round; oracles that disagree on it split and
- *    need a later ballot. A deterministic round choice (e.g. the latest certified round that ended
- *    before the seed slot's block time) would avoid most splits.
- *  - deadlines (expire on chain + `deadline` events) and verification assignments are not handled here yet.
+ * The same oracles expire attempts whose deadline passed, assign verifications of sampled tasks to
+ * validators, and refresh a task's seed on chain when no quorum formed while it was usable.
+ *
+ * Members select from the newest round certified two rounds before they vote; members that still
+ * disagree (a round boundary between their votes, or one restarted) converge one ballot later on
+ * the newest round voted that they all hold.
  */
 import { PublicKey } from '@solana/web3.js'
 import {
@@ -37,6 +38,20 @@ import { peerIdOfKey } from './keys.js'
 
 /** a vote expires this many slots after its seed slot (per ballot) */
 export const EXPIRY_WINDOW_SLOTS = 150
+/** ballots per seed: a seed's ballots are ballotBase(seed slot) + 0 .. BALLOTS_PER_SEED - 1 */
+export const BALLOTS_PER_SEED = 16
+/** the program can check a seed only while its slot is among the last 512: no vote outlives that */
+const SEED_USABLE_SLOTS = 480
+
+export function ballotBase (seedSlot: number): number {
+  return (seedSlot % 4096) * BALLOTS_PER_SEED
+}
+
+/** A ballot's expiry slot: deterministic, so every member signs the same digest. */
+export function expiryOf (seedSlot: number, ballot: number): number {
+  const index = ballot - ballotBase(seedSlot)
+  return seedSlot + Math.min(EXPIRY_WINDOW_SLOTS * (index + 1), SEED_USABLE_SLOTS)
+}
 /** primary plus backups in a vote */
 export const RANKED = 3
 const TICK_MS = 200
@@ -195,9 +210,10 @@ export class ExecutionCoordinator {
     const b = own.body
     if (this.#executions.currentSlot + EXPIRY_MARGIN_SLOTS >= b.expirySlot) return 'expired'
     if (this.#collectorOf()?.tally(b.executionId, b.taskId, b.attempt, own.ballot).status === 'split') return 'split'
-    if ((this.#collectorOf()?.ballots(b.executionId, b.taskId, b.attempt) ?? []).some(x => x > own.ballot)) return 'other members voted in a later ballot'
-    const round = this.#chooseRound(b.executionId, b.taskId, b.attempt)
-    if (round !== undefined && round.round !== b.livenessRound && this.#collectorOf()?.quorum(b.executionId, b.taskId, b.attempt) === undefined) return `most members selected from liveness round ${round.round}`
+    const base = ballotBase(b.seedSlot)
+    if ((this.#collectorOf()?.ballots(b.executionId, b.taskId, b.attempt) ?? []).some(x => x > own.ballot && x < base + BALLOTS_PER_SEED)) return 'other members voted in a later ballot'
+    const round = this.#chooseRound(b.executionId, b.taskId, b.attempt, b.seedSlot)
+    if (round !== undefined && round.round !== b.livenessRound && this.#collectorOf()?.quorum(b.executionId, b.taskId, b.attempt) === undefined) return `members selected from liveness round ${round.round}`
     const trigger = await this.#triggerSlot(tracked, taskId)
     const config = this.#settlement.config
     if (trigger !== undefined && config !== undefined && Number(trigger) + config.params.seedDelaySlots !== b.seedSlot) return 'trigger slot moved'
@@ -223,14 +239,19 @@ export class ExecutionCoordinator {
       await this.#maybeRefresh(tracked, taskId, attempt)
       return
     }
-    // ballots follow the slot clock (and the highest ballot any member voted), so oracles that
-    // restarted or lagged meet the others in the same ballot
-    const seen = this.#collectorOf()?.ballots(s.executionId, taskId, attempt) ?? []
-    ballot = Math.max(ballot, Math.floor((current - Number(seedSlot)) / EXPIRY_WINDOW_SLOTS), ...seen)
+    // Ballots belong to a seed (a refreshed seed opens a fresh range, so no member equivocates across
+    // seeds) and follow the slot clock within it, so an oracle that restarted or lagged lands in the
+    // ballot the others use without having seen their votes; a split or a round change moves
+    // everyone one further, and members follow the highest ballot they see.
+    const base = ballotBase(Number(seedSlot))
+    const inRange = (b: number): boolean => b >= base && b < base + BALLOTS_PER_SEED
+    const seen = (this.#collectorOf()?.ballots(s.executionId, taskId, attempt) ?? []).filter(inRange)
+    const slotIndex = Math.floor((current - Number(seedSlot)) / EXPIRY_WINDOW_SLOTS)
+    ballot = Math.min(base + BALLOTS_PER_SEED - 1, Math.max(inRange(ballot) ? ballot : base, base + slotIndex, ...seen))
     const slotHash = await readSlotHash(connection, seedSlot)
     if (slotHash === undefined) return
     const seed = attemptSeed({ genesisHash: Buffer.from(this.#ctx.genesisHash, 'hex'), executionId: executionKey(s.executionId), taskId: taskKey(taskId), attempt, slot: seedSlot, slotHash: slotHash.hash })
-    const round = this.#chooseRound(s.executionId, taskId, attempt)
+    const round = this.#chooseRound(s.executionId, taskId, attempt, Number(seedSlot))
     if (round === undefined) return
     const onChain = await this.#executionAccount(tracked)
     const entry = onChain?.tasks.find(x => hex(x.taskId) === hex(taskKey(taskId)))
@@ -256,7 +277,10 @@ export class ExecutionCoordinator {
     // a verification goes to a validator other than the asserter (DESIGN.md, Proof of Sampling)
     const verification = t.state === 'PENDING_VERIFICATION'
     const blacklist = verification && t.node !== null ? [...new Set([...t.blacklist, t.node])].sort() : [...t.blacklist]
-    const pool = verification ? candidates.filter(c => c.liveness?.roles?.includes('validator') === true) : candidates.filter(c => c.liveness?.roles === undefined || c.liveness.roles.includes('node'))
+    // parties found at fault in an unsettled dispute get no more work, before the chain marks them slashed
+    const accused = this.#executions.disputes?.accusedPeers() ?? new Set<string>()
+    const pool = (verification ? candidates.filter(c => c.liveness?.roles?.includes('validator') === true) : candidates.filter(c => c.liveness?.roles === undefined || c.liveness.roles.includes('node')))
+      .filter(c => !accused.has(c.peerId))
     const payment = verification ? entry.price * BigInt(config.params.validatorRewardBps) / 10_000n : entry.price
     const selection = selectNodes(pool, { taskId, vramBytes: modelTask.vramRequirement, gpu: 'optional', datasets, payment },
       seed, new Set(blacklist), { minStake: config.params.minStake, minStakeRatio: config.params.minStakeRatioBps / 10_000 }, Math.min(RANKED, MAX_RANKED))
@@ -271,7 +295,7 @@ export class ExecutionCoordinator {
     const body = withDigest({
       v: 1, oracle: this.#self, committeeEpoch: config.committeeEpoch.toString(), executionId: s.executionId, taskId, attempt, ballot,
       kind: verification ? 'verification' : 'primary', node: selection.ranked[0]!, blacklist, seedSlot: Number(seedSlot), seed: hex(seed),
-      livenessRound: round.round, computeUnits: t.computeUnits, expirySlot: Number(seedSlot) + EXPIRY_WINDOW_SLOTS * (ballot + 1),
+      livenessRound: round.round, computeUnits: t.computeUnits, expirySlot: expiryOf(Number(seedSlot), ballot),
       selection: { ranked: selection.ranked, eligible: selection.eligible.length }
     }, publicKeyOfPeer, this.digestOf)
     const data = encodeAssignmentVote(body, this.#ctx.genesisHash, b => this.#ctx.identity.sign(b))
@@ -280,7 +304,7 @@ export class ExecutionCoordinator {
     if (own.result === 'accept') this.handleVote(own.value)
     else this.#ctx.log.warn({ reason: own.reason }, 'own assignment vote does not validate')
     await this.#ctx.gossip.publish('committee', data)
-    this.#ctx.log.debug({ executionId: s.executionId, taskId, attempt, node: body.node, seedSlot: body.seedSlot }, 'assignment vote published')
+    this.#ctx.log.debug({ executionId: s.executionId, taskId, attempt, ballot, node: body.node, seedSlot: body.seedSlot, livenessRound: body.livenessRound, eligible: selection.eligible.length, excluded: selection.excluded }, 'assignment vote published')
   }
 
   /**
@@ -309,21 +333,31 @@ export class ExecutionCoordinator {
   }
 
   /**
-   * The certified liveness round to select from: the one most members voted with for this attempt
-   * (their latest ballots; ties go to the newer round), when this oracle holds it certified too,
-   * else its latest. Oracles
+   * The certified liveness round to select from: the newest one members voted with for this seed
+   * (their latest ballots) that this oracle holds certified too; before any vote, the newest round
+   * certified two rounds ago. Oracles
    * whose latest rounds differ (one just restarted, or a round certified between their votes)
    * converge in the next ballot instead of splitting again.
    */
-  #chooseRound (executionId: string, taskId: string, attempt: number): ReturnType<CommitteeService['latestCertified']> {
+  #chooseRound (executionId: string, taskId: string, attempt: number, seedSlot: number): ReturnType<CommitteeService['latestCertified']> {
     // every member sees the same votes, so every member ranks the rounds the same way
     const counts = new Map<number, number>()
     for (const v of this.#collectorOf()?.latestVotes(executionId, taskId, attempt) ?? []) {
+      if (v.body.seedSlot !== seedSlot) continue // votes over an older seed (some members never saw them)
       counts.set(v.body.livenessRound, (counts.get(v.body.livenessRound) ?? 0) + 1)
     }
-    const ranked = [...counts.entries()].sort((a, b) => b[1] - a[1] || b[0] - a[0])
+    // the newest round any member voted with that this oracle holds: a member that restarted holds
+    // only rounds since its restart, so the members that hold older ones move to its round
+    const ranked = [...counts.entries()].sort((a, b) => b[0] - a[0])
     for (const [round] of ranked) {
       const held = this.#committee.rounds.certified(round)
+      if (held !== undefined) return held
+    }
+    // before any vote: the newest round certified at least two rounds ago, which every member
+    // following the committee holds by now (the newest one may still be certifying somewhere)
+    const settled = this.#committee.roundAt(Date.now()) - 2
+    for (let r = settled; r > settled - 20; r--) {
+      const held = this.#committee.rounds.certified(r)
       if (held !== undefined) return held
     }
     return this.#committee.latestCertified()
@@ -355,7 +389,9 @@ export class ExecutionCoordinator {
   async #maybeSubmit (tracked: TrackedExecution, taskId: string, attempt: number): Promise<void> {
     const s = tracked.state
     const key = attemptKey(s.executionId, taskId, attempt)
-    const quorum = this.#collectorOf()?.quorum(s.executionId, taskId, attempt, this.#executions.currentSlot + EXPIRY_MARGIN_SLOTS)
+    // only a quorum over the seed the program will compute now can settle
+    const seedSlot = this.#own.get(key)?.body.seedSlot
+    const quorum = this.#collectorOf()?.quorum(s.executionId, taskId, attempt, this.#executions.currentSlot + EXPIRY_MARGIN_SLOTS, b => b.seedSlot === seedSlot)
     if (quorum === undefined) return
     const now = Date.now()
     const first = this.#quorumAt.get(key) ?? now

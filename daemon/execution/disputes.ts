@@ -205,6 +205,19 @@ export class DisputeResolver {
     this.#registerRpc()
   }
 
+  /**
+   * Peers found at fault in a dispute that is not settled yet (slash voting or recorded): the
+   * committee stops assigning them work before the chain marks them slashed.
+   */
+  accusedPeers (): Set<string> {
+    const out = new Set<string>()
+    for (const d of this.#disputes.values()) {
+      if (d.accused === undefined || !['voting', 'recorded', 'executed', 'already-slashed'].includes(d.status)) continue
+      out.add(d.accused === 'asserter' ? d.asserter.peer : d.verifier.peer)
+    }
+    return out
+  }
+
   get #settlement (): SettlementService { return this.#ctx.services.get<SettlementService>('settlement') }
   get #programId (): PublicKey { return new PublicKey(this.#ctx.options.programId!) }
 
@@ -715,8 +728,11 @@ export class DisputeResolver {
   // ---- the requester's side ----
 
   /**
-   * A failed verification means a second verification of the reassigned task, which the escrow
-   * (sized for one per task) does not cover: the requester's daemon adds that verification payment.
+   * A sampled task needs a verification payment of R × price, while the escrow holds only the
+   * expected cost (p × R × price per task): when more tasks are sampled than expected — and after a
+   * failed verification, whose reassigned task is verified again — the escrow cannot cover the next
+   * assignment (a verification, or a later task's primary attempt), and the requester's daemon adds
+   * the shortfall. At most R × price per sampled attempt in total.
    */
   async #topUpOwn (connection: Connection): Promise<void> {
     const config = this.#settlement.config!
@@ -724,29 +740,33 @@ export class DisputeResolver {
       const s = tracked.state
       if (s.requester !== this.#self || isTerminalStatus(s.status)) continue
       for (const t of s.tasks) {
-        for (const f of t.failures) {
-          if (!f.reason.startsWith('verification failed')) continue
-          const key = attemptKey(s.executionId, t.taskId, f.attempt)
-          const last = this.#topUps.get(key)
-          if (last === -1 || (last !== undefined && Date.now() - last < TOPUP_RETRY_MS)) continue
-          this.#topUps.set(key, Date.now())
-          const marker = new Key(`/bitflow/escrow-topups/${createHash('sha256').update(key).digest('hex')}`)
-          if (await this.#ctx.datastore.has(marker)) { this.#topUps.set(key, -1); continue }
-          try {
-            const execution = this.#executionAccount(s.executionId)
-            const info = await connection.getAccountInfo(execution, 'confirmed')
-            if (info === null) continue
-            const entry = decodeExecution(info.data).tasks.find(x => hex(x.taskId) === hex(taskKey(t.taskId)))
-            if (entry === undefined) continue
-            const amount = verificationPayment(config.params, entry.price)
-            const operator = operatorKeypair(this.#ctx.identity)
-            const sent = await sendTransaction(connection, [topUp({ programId: this.#programId, funder: operator.publicKey, funderToken: associatedTokenAddress(operator.publicKey, config.stakeMint), execution, amount })], operator)
-            await this.#ctx.datastore.put(marker, new TextEncoder().encode(sent.signature))
-            this.#topUps.set(key, -1)
-            this.#ctx.log.info({ executionId: s.executionId, taskId: t.taskId, attempt: f.attempt, amount: amount.toString(), signature: sent.signature }, 'escrow topped up for the re-verification of a reassigned task')
-          } catch (err) {
-            this.#once(`topup:${key}:${(err as Error).message}`, () => { this.#ctx.log.warn({ err, executionId: s.executionId, taskId: t.taskId }, 'topping up the escrow failed') })
-          }
+        // what the next assignment of this task will reserve: a verification, or a primary attempt
+        const verification = t.state === 'PENDING_VERIFICATION' && t.verifier === null
+        if (!verification && !s.ready.includes(t.taskId)) continue
+        const key = attemptKey(s.executionId, t.taskId, t.nextAttempt)
+        const last = this.#topUps.get(key)
+        if (last === -1 || (last !== undefined && Date.now() - last < TOPUP_RETRY_MS)) continue
+        this.#topUps.set(key, Date.now())
+        const marker = new Key(`/bitflow/escrow-topups/${createHash('sha256').update(key).digest('hex')}`)
+        if (await this.#ctx.datastore.has(marker)) { this.#topUps.set(key, -1); continue }
+        try {
+          const execution = this.#executionAccount(s.executionId)
+          const info = await connection.getAccountInfo(execution, 'confirmed')
+          if (info === null) continue
+          const e = decodeExecution(info.data)
+          const entry = e.tasks.find(x => hex(x.taskId) === hex(taskKey(t.taskId)))
+          if (entry === undefined) continue
+          const needed = verification ? verificationPayment(config.params, entry.price) : entry.price
+          const free = e.balance > e.reservedAmount ? e.balance - e.reservedAmount : 0n
+          if (free >= needed) continue // covered for now (checked again while the task waits)
+          const amount = needed - free
+          const operator = operatorKeypair(this.#ctx.identity)
+          const sent = await sendTransaction(connection, [topUp({ programId: this.#programId, funder: operator.publicKey, funderToken: associatedTokenAddress(operator.publicKey, config.stakeMint), execution, amount })], operator)
+          await this.#ctx.datastore.put(marker, new TextEncoder().encode(sent.signature))
+          this.#topUps.set(key, -1)
+          this.#ctx.log.info({ executionId: s.executionId, taskId: t.taskId, attempt: t.nextAttempt, amount: amount.toString(), signature: sent.signature }, 'escrow topped up for the verification of a sampled task')
+        } catch (err) {
+          this.#once(`topup:${key}:${(err as Error).message}`, () => { this.#ctx.log.warn({ err, executionId: s.executionId, taskId: t.taskId }, 'topping up the escrow failed') })
         }
       }
     }

@@ -137,7 +137,7 @@ export class VoteCollector {
   }
 
   /** The quorum of the lowest ballot that has one (and, given `minExpirySlot`, expires no earlier), or undefined. */
-  quorum (executionId: string, taskId: string, attempt: number, minExpirySlot?: number): Quorum | undefined {
+  quorum (executionId: string, taskId: string, attempt: number, minExpirySlot?: number, accept?: (body: AssignmentVoteBody) => boolean): Quorum | undefined {
     const a = this.#attempts.get(attemptKey(executionId, taskId, attempt))
     if (a === undefined) return undefined
     for (const ballot of this.ballots(executionId, taskId, attempt)) {
@@ -146,6 +146,7 @@ export class VoteCollector {
       const winner = t.digests[0]!
       const votes = a.ballots.get(ballot)!.votes
       if (minExpirySlot !== undefined && votes.get(winner.oracles[0]!)!.body.expirySlot < minExpirySlot) continue
+      if (accept !== undefined && !accept(votes.get(winner.oracles[0]!)!.body)) continue
       return {
         executionId,
         taskId,

@@ -18,7 +18,7 @@ const net = new Testnet(join(dir, 'net'))
 let file: TestnetFile | undefined
 let requester: BitflowClient
 let demo: PreparedDemo
-const byName = (name: string): TestnetDaemon => file!.daemons.find(d => d.name === name)!
+const byName = (name: string): TestnetDaemon => (net.load() ?? file!).daemons.find(d => d.name === name)!
 
 interface TaskStatus { taskId: string, task: number, status: string, attempt: number | null, assignedNode: string | null, blacklist: string[], failures: Array<{ attempt: number, node: string, reason: string }> }
 interface Status { overallStatus: string, taskStatuses: TaskStatus[], outputUris: Record<string, string | null>, reason: string | null }
