@@ -37,6 +37,7 @@ import { stageRun } from '../../sandbox/stage.js'
 import type { ServiceContext } from '../services/service.js'
 import type { SettlementService } from '../services/settlement.js'
 import type { ContentService } from '../content/service.js'
+import type { HeartbeatService } from '../services/liveness.js'
 import { operatorKeypair, sendTransaction } from './chain.js'
 
 /** what a node needs to run one assigned attempt */
@@ -106,6 +107,8 @@ export class NodeTaskRunner {
   readonly #precision = new Map<string, PrecisionClass>()
   #started = false
   #stopped = false
+  /** attempts between assignment and settlement on this node, advertised as busy task slots */
+  #busy = 0
 
   constructor (deps: NodeRunnerDeps) {
     this.#deps = deps
@@ -162,6 +165,7 @@ export class NodeTaskRunner {
     const key = `${a.executionId}|${a.taskId}|${a.attempt}`
     if (this.#running.has(key) || this.#stopped) return
     this.#running.add(key)
+    this.#setBusy(+1)
     const log = ctx.log.child({ executionId: a.executionId, taskId: a.taskId, attempt: a.attempt })
     try {
       if (!await this.#assignedOnChain(a)) {
@@ -194,7 +198,14 @@ export class NodeTaskRunner {
       log.warn({ err }, 'settling the task failed')
     } finally {
       this.#running.delete(key)
+      this.#setBusy(-1)
     }
+  }
+
+  /** Heartbeats advertise the free task slots, so the committee stops drawing a full node. */
+  #setBusy (delta: number): void {
+    this.#busy = Math.max(0, this.#busy + delta)
+    this.#deps.ctx.services.find<HeartbeatService>('heartbeat')?.setBusySlots(this.#busy)
   }
 
   #chain (): { connection: Connection, programId: PublicKey, config: PublicKey } {
@@ -337,6 +348,7 @@ export class NodeTaskRunner {
     const key = `${a.executionId}|${a.taskId}|${a.attempt}`
     if (this.#running.has(key) || this.#stopped) return
     this.#running.add(key)
+    this.#setBusy(+1)
     const log = ctx.log.child({ executionId: a.executionId, taskId: a.taskId, attempt: a.attempt, verifies: a.verifies })
     try {
       if (!await this.#assignedOnChain(a)) return
@@ -384,6 +396,7 @@ export class NodeTaskRunner {
       log.warn({ err }, 'verification failed')
     } finally {
       this.#running.delete(key)
+      this.#setBusy(-1)
     }
   }
 

@@ -40,6 +40,8 @@ const SLOT_POLL_MS = 500
 const WATCH_MS = 1000
 const SYNC_FIRST_MS = 3000
 const SYNC_EVERY_MS = 20_000
+/** finished executions are handed to peers catching up for this long */
+const SYNC_FINISHED_MS = 10 * 60_000
 const RAW_PREFIX = '/bitflow/execution-messages'
 
 export interface TrackedExecution {
@@ -173,12 +175,15 @@ export class ExecutionService implements DaemonService {
       .catch((err: unknown) => { this.#ctx.log.debug({ err }, 'keeping a signed execution message failed') })
   }
 
-  /** Signed messages of unfinished executions, requests first. */
+  /** Signed messages of unfinished (and recently finished) executions, requests first. */
   #snapshot (): Uint8Array[] {
     const out: Uint8Array[] = []
+    const now = Date.now()
     for (const [executionId, m] of this.#raw) {
-      const tracked = this.#executions.get(executionId)
-      if (tracked === undefined || isTerminalStatus(tracked.state.status)) continue
+      const s = this.#executions.get(executionId)?.state
+      if (s === undefined) continue
+      // a daemon back from a restart also learns what finished while it was down
+      if (isTerminalStatus(s.status) && (s.finishedAt === null || now - s.finishedAt > SYNC_FINISHED_MS)) continue
       out.push(...m.values())
     }
     return out
@@ -436,7 +441,8 @@ export class ExecutionService implements DaemonService {
       const requesterKey = publicKeyOfPeer(b.requester)
       if (requesterKey === undefined || !onChain.requester.equals(new PublicKey(requesterKey))) throw new Error('the on-chain requester is not the announced one')
       if (onChain.requestSlot !== BigInt(b.requestSlot)) throw new Error(`request slot ${b.requestSlot} differs from the chain's ${onChain.requestSlot}`)
-      if (onChain.deposited.toString() !== b.fee) throw new Error(`fee ${b.fee} differs from the escrow ${onChain.deposited}`)
+      // top-ups for sampled tasks only ever add to the escrow
+      if (onChain.deposited < BigInt(b.fee)) throw new Error(`fee ${b.fee} is more than the escrow ${onChain.deposited}`)
       const { model } = await this.#ctx.services.get<ContentService>('content').getModel(b.modelId, AbortSignal.timeout(MODEL_LOOKUP_MS))
       const m = validateModel(model)
       const keys = new Set(onChain.tasks.map(t => Buffer.from(t.taskId).toString('hex')))

@@ -26,7 +26,7 @@ describe('chaos: flood and burst', () => {
     const flooder = c.client('node-3')
     const before = await rejected('oracle-1')
     // a valid message to replay: a probe from the flooder, and the execution request once announced
-    await flooder.call('bitflow_publishProbe', [{ count: 1 }])
+    await flooder.publishProbe({ count: 1 })
     const rng = new Rng(0xf100d, 'chaos-flood')
     await c.request('chaos-flood')
     const kinds = ['forged', 'oversized', 'garbage', 'replay'] as const
