@@ -54,7 +54,7 @@ export function expiryOf (seedSlot: number, ballot: number): number {
 }
 /** primary plus backups in a vote */
 export const RANKED = 3
-const TICK_MS = 200
+const TICK_MS = 100
 /** how often an unsettled ballot is checked for expiry, a split, or a moved trigger slot */
 const RECHECK_MS = 1000
 /** a ballot this close to its expiry is replaced rather than submitted */

@@ -36,7 +36,7 @@ import type { CommitteeService } from './committee.js'
 
 /** How long a request may wait for the model definition before it is declared unknown. */
 const MODEL_LOOKUP_MS = 8000
-const SLOT_POLL_MS = 500
+const SLOT_POLL_MS = 100
 const WATCH_MS = 1000
 const SYNC_FIRST_MS = 3000
 const SYNC_EVERY_MS = 20_000
