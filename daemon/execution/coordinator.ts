@@ -313,14 +313,7 @@ export class ExecutionCoordinator {
    */
   async #maybeExpire (tracked: TrackedExecution, taskId: string, attempt: number): Promise<void> {
     const key = `expire:${attemptKey(tracked.state.executionId, taskId, attempt)}`
-    const now = Date.now()
-    const first = this.#quorumAt.get(key) ?? now
-    this.#quorumAt.set(key, first)
-    const schedule = submitSchedule(key, this.#members, this.#self, TAKEOVER_MS)
-    if (schedule === undefined || now - first < schedule.firstAtMs) return
-    const last = this.#lastSubmit.get(key)
-    if (last !== undefined && now - last < schedule.everyMs) return
-    this.#lastSubmit.set(key, now)
+    if (!this.#myTurn(key)) return
     const programId = this.#programId
     const execution = executionAddress(programId, this.#settlement.configAddress!, executionKey(tracked.state.executionId))[0]
     const assignment = assignmentAddress(programId, execution, taskKey(taskId), attempt)[0]
@@ -363,17 +356,26 @@ export class ExecutionCoordinator {
     return this.#committee.latestCertified()
   }
 
-  /** Sends RefreshSeed for a task whose seed slot is about to leave SlotHashes (in submitter order). */
-  async #maybeRefresh (tracked: TrackedExecution, taskId: string, attempt: number): Promise<void> {
-    const key = `refresh:${attemptKey(tracked.state.executionId, taskId, attempt)}`
+  /**
+   * Whether this oracle should send the transaction `key` now: members take turns in the submitter
+   * order of the key (the first at once, the next after a takeover delay), each retrying at its pace.
+   */
+  #myTurn (key: string): boolean {
     const now = Date.now()
     const first = this.#quorumAt.get(key) ?? now
     this.#quorumAt.set(key, first)
     const schedule = submitSchedule(key, this.#members, this.#self, TAKEOVER_MS)
-    if (schedule === undefined || now - first < schedule.firstAtMs) return
+    if (schedule === undefined || now - first < schedule.firstAtMs) return false
     const last = this.#lastSubmit.get(key)
-    if (last !== undefined && now - last < schedule.everyMs) return
+    if (last !== undefined && now - last < schedule.everyMs) return false
     this.#lastSubmit.set(key, now)
+    return true
+  }
+
+  /** Sends RefreshSeed for a task whose seed slot is about to leave SlotHashes (in submitter order). */
+  async #maybeRefresh (tracked: TrackedExecution, taskId: string, attempt: number): Promise<void> {
+    const key = `refresh:${attemptKey(tracked.state.executionId, taskId, attempt)}`
+    if (!this.#myTurn(key)) return
     const programId = this.#programId
     const config = this.#settlement.configAddress!
     const execution = executionAddress(programId, config, executionKey(tracked.state.executionId))[0]
@@ -392,17 +394,7 @@ export class ExecutionCoordinator {
     // only a quorum over the seed the program will compute now can settle
     const seedSlot = this.#own.get(key)?.body.seedSlot
     const quorum = this.#collectorOf()?.quorum(s.executionId, taskId, attempt, this.#executions.currentSlot + EXPIRY_MARGIN_SLOTS, b => b.seedSlot === seedSlot)
-    if (quorum === undefined) return
-    const now = Date.now()
-    const first = this.#quorumAt.get(key) ?? now
-    this.#quorumAt.set(key, first)
-    const schedule = submitSchedule(key, this.#members, this.#self, TAKEOVER_MS)
-    if (schedule === undefined) return
-    const elapsed = now - first
-    if (elapsed < schedule.firstAtMs) return
-    const last = this.#lastSubmit.get(key)
-    if (last !== undefined && now - last < schedule.everyMs) return
-    this.#lastSubmit.set(key, now)
+    if (quorum === undefined || !this.#myTurn(key)) return
     const b = quorum.body
     if (BigInt(b.expirySlot) < BigInt(this.#executions.currentSlot)) return
     const programId = this.#programId

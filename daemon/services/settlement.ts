@@ -14,6 +14,9 @@ import { BitflowError } from '../errors.js'
 import { RpcError, RpcErrorCode } from '../rpc/errors.js'
 import { NetworkParamsResultSchema, RegistryEntrySchema } from '../rpc/types.js'
 
+
+/** a chain JSON-RPC request that takes longer than this is abandoned (and retried by its loop) */
+const CHAIN_REQUEST_TIMEOUT_MS = 15_000
 export class UnsafeNetworkError extends BitflowError {
   constructor (report: SafetyCheck, source: string) {
     super('ERR_UNSAFE_NETWORK', `refusing to run: the network's ${source} parameters make cheating pay: ${report.explanation}`)
@@ -104,7 +107,9 @@ export class SettlementService implements DaemonService {
       this.#ctx.log.info('no settlement program configured (--program-id): admission comes from the genesis only')
       return
     }
-    this.#connection = new Connection(this.#ctx.options.solanaRpc, { commitment: 'confirmed', disableRetryOnRateLimit: true })
+    // every chain request is bounded: one lost response must not stall the loops that await it
+    const boundedFetch: typeof fetch = async (input, init) => await fetch(input, { ...init, signal: AbortSignal.any([AbortSignal.timeout(CHAIN_REQUEST_TIMEOUT_MS), ...(init?.signal != null ? [init.signal] : [])]) })
+    this.#connection = new Connection(this.#ctx.options.solanaRpc, { commitment: 'confirmed', disableRetryOnRateLimit: true, fetch: boundedFetch })
     this.#configAddress = configAddress(this.#programId, Buffer.from(this.#ctx.genesisHash, 'hex'))[0]
     // the safety check needs the on-chain config; a chain that is not reachable yet is retried
     await this.refresh().catch(err => { this.#lastError = (err as Error).message })
