@@ -55,7 +55,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await net.down().catch(() => {})
-  cleanup([...(net.load()?.daemons.map(d => d.pid) ?? []), ...(file?.chain !== undefined ? [file.chain.pid] : [])], [])
+  cleanup([...(net.load()?.daemons.map(d => d.pid) ?? []), ...(file?.chain !== undefined ? [file.chain.pid] : [])], process.env.BITFLOW_KEEP_TEST_DIRS === '1' ? [] : [dir])
 })
 
 async function finalStatus (client: BitflowClient, executionId: string, timeoutMs: number): Promise<Status> {
