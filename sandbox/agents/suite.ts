@@ -6,6 +6,7 @@
  * the comparison). Cases mix fixed edge cases with ones drawn from the round's seed, so answers
  * cannot be memorized from an earlier round.
  */
+import { prng } from '../../protocols/prng.js'
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json }
 
@@ -24,17 +25,7 @@ export interface AgentTask {
   cases: (seed: number) => AgentCase[]
 }
 
-/** Deterministic PRNG (mulberry32) for seeded cases. */
-export function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export { prng }
 
 const int = (rand: () => number, lo: number, hi: number): number => lo + Math.floor(rand() * (hi - lo + 1))
 const word = (rand: () => number, alphabet = 'abcdefghijklmnopqrstuvwxyz', min = 1, max = 8): string =>

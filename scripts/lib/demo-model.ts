@@ -13,6 +13,7 @@
  * Everything but the taskpack CID is a pure function of a seed, so the model id is known before any
  * daemon runs (a test net registers its nodes as specialized in the model's tasks at start).
  */
+import { prng } from '../../protocols/prng.js'
 import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
@@ -65,17 +66,7 @@ export function demoTaskpackDir (): string {
   return join(projectRoot(), 'examples', 'taskpacks', 'dense')
 }
 
-/** mulberry32: a small seeded generator of uniform numbers in [0, 1) (never Math.random). */
-export function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export { prng }
 
 const uniform = (rand: () => number, n: number, scale: number, offset = 0): Float32Array =>
   Float32Array.from({ length: n }, () => (rand() * 2 - 1) * scale + offset)
