@@ -106,17 +106,31 @@ export function paramsAreSafe (p: Params): boolean {
 
 const enc = new TextEncoder()
 
+/** PDA derivations are memoized: each costs SHA-256 and curve checks, and daemons re-derive the same few often */
+const PDA_CACHE_LIMIT = 20_000
+const pdaCache = new Map<string, [PublicKey, number]>()
+
+function programAddress (seeds: Uint8Array[], programId: PublicKey): [PublicKey, number] {
+  const key = programId.toBase58() + seeds.map(x => Buffer.from(x).toString('hex')).join(':')
+  const hit = pdaCache.get(key)
+  if (hit !== undefined) return [hit[0], hit[1]]
+  const derived = PublicKey.findProgramAddressSync(seeds, programId)
+  if (pdaCache.size >= PDA_CACHE_LIMIT) pdaCache.clear()
+  pdaCache.set(key, derived)
+  return [derived[0], derived[1]]
+}
+
 export function configAddress (programId: PublicKey, genesisHash: Uint8Array): [PublicKey, number] {
   if (genesisHash.length !== 32) throw new RangeError('genesis hash must be 32 bytes')
-  return PublicKey.findProgramAddressSync([enc.encode('config'), genesisHash], programId)
+  return programAddress([enc.encode('config'), genesisHash], programId)
 }
 
 export function nodeAddress (programId: PublicKey, config: PublicKey, operator: PublicKey): [PublicKey, number] {
-  return PublicKey.findProgramAddressSync([enc.encode('node'), config.toBytes(), operator.toBytes()], programId)
+  return programAddress([enc.encode('node'), config.toBytes(), operator.toBytes()], programId)
 }
 
 export function vaultAddress (programId: PublicKey, node: PublicKey): [PublicKey, number] {
-  return PublicKey.findProgramAddressSync([enc.encode('vault'), node.toBytes()], programId)
+  return programAddress([enc.encode('vault'), node.toBytes()], programId)
 }
 
 // ---- encoding ------------------------------------------------------------------------------------
@@ -388,23 +402,23 @@ function id32 (b: Uint8Array, what: string): Uint8Array {
 }
 
 export function executionAddress (programId: PublicKey, config: PublicKey, executionId: Uint8Array): [PublicKey, number] {
-  return PublicKey.findProgramAddressSync([enc.encode('execution'), config.toBytes(), id32(executionId, 'execution id')], programId)
+  return programAddress([enc.encode('execution'), config.toBytes(), id32(executionId, 'execution id')], programId)
 }
 
 export function escrowAddress (programId: PublicKey, execution: PublicKey): [PublicKey, number] {
-  return PublicKey.findProgramAddressSync([enc.encode('escrow'), execution.toBytes()], programId)
+  return programAddress([enc.encode('escrow'), execution.toBytes()], programId)
 }
 
 export function taskStateAddress (programId: PublicKey, execution: PublicKey, taskId: Uint8Array): [PublicKey, number] {
-  return PublicKey.findProgramAddressSync([enc.encode('task'), execution.toBytes(), id32(taskId, 'task id')], programId)
+  return programAddress([enc.encode('task'), execution.toBytes(), id32(taskId, 'task id')], programId)
 }
 
 export function assignmentAddress (programId: PublicKey, execution: PublicKey, taskId: Uint8Array, attempt: number): [PublicKey, number] {
-  return PublicKey.findProgramAddressSync([enc.encode('assignment'), execution.toBytes(), id32(taskId, 'task id'), u32le(attempt)], programId)
+  return programAddress([enc.encode('assignment'), execution.toBytes(), id32(taskId, 'task id'), u32le(attempt)], programId)
 }
 
 export function slashAddress (programId: PublicKey, execution: PublicKey, taskId: Uint8Array, attempt: number, accusedNode: PublicKey): [PublicKey, number] {
-  return PublicKey.findProgramAddressSync(
+  return programAddress(
     [enc.encode('slash'), execution.toBytes(), id32(taskId, 'task id'), u32le(attempt), accusedNode.toBytes()], programId)
 }
 
