@@ -7,8 +7,16 @@ import { signTransaction } from '../../programs/chain/signer.js'
 import { decodeExecution, type ExecutionAccount } from '../../programs/client/index.js'
 import type { Identity } from '../identity.js'
 
+const keypairs = new WeakMap<Identity, Keypair>()
+
+/** The identity as a Solana keypair (built once: building one re-derives the public key) */
 export function operatorKeypair (identity: Identity): Keypair {
-  return Keypair.fromSecretKey(Uint8Array.from([...identity.seed, ...identity.publicKey]))
+  let k = keypairs.get(identity)
+  if (k === undefined) {
+    k = Keypair.fromSecretKey(Uint8Array.from([...identity.seed, ...identity.publicKey]))
+    keypairs.set(identity, k)
+  }
+  return k
 }
 
 export class ChainSendError extends Error {
@@ -20,9 +28,21 @@ export class ChainSendError extends Error {
   }
 }
 
+/** a blockhash stays valid for far longer; reusing one saves a round trip on every send */
+const BLOCKHASH_REUSE_MS = 1000
+const blockhashes = new WeakMap<Connection, { blockhash: string, lastValidBlockHeight: number, at: number }>()
+
+async function recentBlockhash (connection: Connection): Promise<{ blockhash: string, lastValidBlockHeight: number }> {
+  const cached = blockhashes.get(connection)
+  if (cached !== undefined && Date.now() - cached.at < BLOCKHASH_REUSE_MS) return cached
+  const fresh = { ...await connection.getLatestBlockhash('confirmed'), at: Date.now() }
+  blockhashes.set(connection, fresh)
+  return fresh
+}
+
 /** Sends and confirms (commitment 'confirmed'); returns the signature and the slot it landed in. */
 export async function sendTransaction (connection: Connection, instructions: TransactionInstruction[], payer: Keypair, signers: Keypair[] = []): Promise<{ signature: string, slot: number }> {
-  const { blockhash, lastValidBlockHeight } = await connection.getLatestBlockhash('confirmed')
+  const { blockhash, lastValidBlockHeight } = await recentBlockhash(connection)
   const tx = new Transaction({ feePayer: payer.publicKey, blockhash, lastValidBlockHeight })
   tx.add(...instructions)
   const wire = signTransaction(tx, [payer, ...signers])
@@ -30,6 +50,7 @@ export async function sendTransaction (connection: Connection, instructions: Tra
   try {
     signature = await connection.sendRawTransaction(wire)
   } catch (err) {
+    blockhashes.delete(connection)
     const logs = (err as { logs?: string[] }).logs
     throw new ChainSendError(`transaction refused: ${(err as Error).message}`, logs, { cause: err })
   }
@@ -52,10 +73,16 @@ export const SLOT_HASHES_SYSVAR = 'SysvarS1otHashes111111111111111111111111111'
  * `slot` (a skipped slot has none; its successor is just as unknowable beforehand). undefined while
  * `slot` is not in the sysvar yet (or fell out of it); the program also needs current slot > `slot`.
  */
-export async function readSlotHash (connection: Connection, slot: bigint): Promise<{ hash: Uint8Array, newest: bigint, entrySlot: bigint } | undefined> {
+export async function readSlotHash (connection: Connection, slot: bigint): Promise<SlotHashEntry | undefined> {
   const info = await connection.getAccountInfo(new PublicKey(SLOT_HASHES_SYSVAR), 'confirmed')
-  if (info === null || info.data.length < 8) return undefined
-  const data = info.data
+  return info === null ? undefined : slotHashIn(info.data, slot)
+}
+
+export interface SlotHashEntry { hash: Uint8Array, newest: bigint, entrySlot: bigint }
+
+/** `readSlotHash` over SlotHashes account data already read (e.g. with other accounts in one request). */
+export function slotHashIn (data: Uint8Array, slot: bigint): SlotHashEntry | undefined {
+  if (data.length < 8) return undefined
   const v = new DataView(data.buffer, data.byteOffset, data.byteLength)
   const count = Number(v.getBigUint64(0, true))
   if (count === 0) return undefined

@@ -17,7 +17,7 @@
 import { PublicKey } from '@solana/web3.js'
 import {
   assign, assignmentAddress, assignmentDigest, attemptSeed, blacklistHash, canonicalBlacklist, decodeAssignment, decodeTaskState,
-  ed25519Instruction, executionAddress, expire, refreshSeed, SEED_STALE_SLOTS, nodeAddress, taskStateAddress, AssignmentKind, AssignmentStatus, NodeStatus, type ExecutionAccount
+  decodeExecution, ed25519Instruction, executionAddress, expire, refreshSeed, SEED_STALE_SLOTS, nodeAddress, taskStateAddress, AssignmentKind, AssignmentStatus, NodeStatus, type ExecutionAccount
 } from '../../programs/client/index.js'
 import { selectNodes, type Candidate } from '../../protocols/execution/selection.js'
 import { VoteCollector, attemptKey, submitSchedule } from '../../protocols/execution/votes.js'
@@ -26,6 +26,7 @@ import {
   type AssignmentDigestFn, type AssignmentVote, type AssignmentVoteBody
 } from '../../protocols/execution/messages.js'
 import { executionKey, taskKey } from '../../protocols/execution/ids.js'
+import { isTerminalStatus } from '../../protocols/execution/state.js'
 import { ed25519Verify } from '../../protocols/ed25519.js'
 import type { Verdict } from '../../protocols/validation.js'
 import type { ServiceContext } from '../services/service.js'
@@ -33,7 +34,7 @@ import type { SettlementService } from '../services/settlement.js'
 import type { CommitteeService } from '../services/committee.js'
 import type { ExecutionService, TrackedExecution } from '../services/execution.js'
 import { publicKeyOfPeer } from '../services/liveness.js'
-import { operatorKeypair, readExecution, readSlotHash, sendTransaction } from './chain.js'
+import { operatorKeypair, readExecution, sendTransaction, slotHashIn, SLOT_HASHES_SYSVAR, type SlotHashEntry } from './chain.js'
 import { peerIdOfKey } from './keys.js'
 
 /** a vote expires this many slots after its seed slot (per ballot) */
@@ -54,7 +55,8 @@ export function expiryOf (seedSlot: number, ballot: number): number {
 }
 /** primary plus backups in a vote */
 export const RANKED = 3
-const TICK_MS = 100
+/** fallback step period; steps run on every slot notification and vote anyway */
+const TICK_MS = 250
 /** how often an unsettled ballot is checked for expiry, a split, or a moved trigger slot */
 const RECHECK_MS = 1000
 /** a ballot this close to its expiry is replaced rather than submitted */
@@ -63,6 +65,7 @@ const EXPIRY_MARGIN_SLOTS = 10
 const EXPIRE_GRACE_MS = 1200
 const TAKEOVER_MS = 1500
 
+const SLOT_HASHES_KEY = new PublicKey(SLOT_HASHES_SYSVAR)
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 
 export { peerIdOfKey }
@@ -82,7 +85,14 @@ export class ExecutionCoordinator {
   readonly #accounts = new Map<string, ExecutionAccount>()
   readonly #reported = new Set<string>()
   #timer: NodeJS.Timeout | undefined
-  #busy = false
+  #scheduled = false
+  /** tasks with a step running (key: execution|task), and whether another was asked for meanwhile */
+  readonly #stepping = new Map<string, boolean>()
+  readonly #inFlight = new Set<string>()
+  /** settled assignments by attempt key, for the announcement */
+  readonly #announcements = new Map<string, { node: string, kind: 'primary' | 'verification', deadlineMs: number, assignedSlot: number }>()
+  /** the latest seed slot (and its SlotHashes entry, once it exists) read per attempt key */
+  readonly #seedSlots = new Map<string, { seedSlot: bigint, slotHash: SlotHashEntry | undefined, readAt: number }>()
 
   constructor (ctx: ServiceContext, executions: ExecutionService) {
     this.#ctx = ctx
@@ -126,57 +136,109 @@ export class ExecutionCoordinator {
   handleVote (vote: AssignmentVote): void {
     const r = this.#collectorOf()?.add(vote)
     if (r === 'equivocation') this.#ctx.log.warn({ oracle: vote.body.oracle, executionId: vote.body.executionId, taskId: vote.body.taskId }, 'oracle equivocated on an assignment vote')
+    // the vote may complete a quorum this oracle is first to submit
+    else this.kick()
   }
 
   start (): void {
-    this.#timer = setInterval(() => {
-      if (this.#busy) return
-      this.#busy = true
-      this.tick().catch(err => { this.#ctx.log.warn({ err }, 'execution coordinator step failed') }).finally(() => { this.#busy = false })
-    }, TICK_MS)
+    this.#timer = setInterval(() => { this.kick() }, TICK_MS)
     this.#timer.unref()
   }
 
   stop (): void {
     clearInterval(this.#timer)
+    this.#timer = undefined
   }
 
-  async tick (): Promise<void> {
+  /**
+   * Steps every task now (a new slot, a vote, an assignment on chain): the interval is only a
+   * fallback, so an assignment waits for no poll period. Tasks step independently: a task whose
+   * previous step is still reading the chain steps again right after it, and never holds up the
+   * others.
+   */
+  kick (): void {
+    if (this.#timer === undefined || this.#scheduled) return
+    // never synchronously: a step must not re-enter itself without the event loop turning
+    this.#scheduled = true
+    setImmediate(() => {
+      this.#scheduled = false
+      if (this.#timer === undefined) return
+      try { this.#launch() } catch (err) { this.#ctx.log.warn({ err }, 'execution coordinator step failed') }
+    })
+  }
+
+  /**
+   * Runs a chain transaction's send-and-confirm off the step, at most one per key at a time, when it
+   * is this oracle's turn to send `key`.
+   */
+  #background (key: string, run: () => Promise<void>, failure: string): void {
+    if (this.#inFlight.has(key) || !this.#myTurn(key)) return
+    this.#inFlight.add(key)
+    run().catch(err => { this.#ctx.log.debug({ err, key }, failure) }).finally(() => {
+      this.#inFlight.delete(key)
+      this.kick()
+    })
+  }
+
+  /** Starts a step for every task that wants one; returns the steps started. */
+  #launch (): Array<Promise<void>> {
     const connection = this.#settlement.connection
     const config = this.#settlement.config
-    if (connection === undefined || config === undefined) return
+    if (connection === undefined || config === undefined) return []
+    const started: Array<Promise<void>> = []
     for (const tracked of this.#executions.list()) {
       const s = tracked.state
       if (s.status === 'completed' || s.status === 'failed' || s.status === 'cancelled') continue
       for (const t of s.tasks) {
         if (t.state !== 'ASSIGNED' || t.attempt === null || t.deadlineAt === null || Date.now() < t.deadlineAt + EXPIRE_GRACE_MS) continue
-        await this.#maybeExpire(tracked, t.taskId, t.attempt).catch(err => { this.#ctx.log.debug({ err, executionId: s.executionId, taskId: t.taskId }, 'expiring an attempt failed') })
+        const attempt = t.attempt
+        this.#background(`expire:${attemptKey(s.executionId, t.taskId, attempt)}`, () => this.#maybeExpire(tracked, t.taskId, attempt), 'expiring an attempt failed')
       }
       // ready tasks get a primary assignment; sampled tasks without a live verifier get a verification
       const wanted = [...s.ready, ...s.tasks.filter(x => x.state === 'PENDING_VERIFICATION' && x.verifier === null).map(x => x.taskId)]
       for (const taskId of wanted) {
-        const t = s.tasks.find(x => x.taskId === taskId)
-        if (t === undefined) continue
-        const key = attemptKey(s.executionId, taskId, t.nextAttempt)
-        try {
-          if (await this.#checkSettled(tracked, taskId, t.nextAttempt)) continue
-          const own = this.#own.get(key)
-          if (own === undefined) await this.#vote(tracked, taskId, 0)
-          else if (Date.now() - own.checkedAt >= RECHECK_MS) {
-            own.checkedAt = Date.now()
-            const stale = await this.#staleBallot(tracked, taskId, own)
-            if (stale !== undefined) {
-              this.#ctx.log.debug({ executionId: s.executionId, taskId, attempt: t.nextAttempt, ballot: own.ballot, why: stale }, 'voting in the next ballot')
-              await this.#vote(tracked, taskId, own.ballot + 1)
-            }
-          }
-          await this.#maybeSubmit(tracked, taskId, t.nextAttempt)
-        } catch (err) {
-          if (!this.#reported.has(key + (err as Error).message)) {
-            this.#reported.add(key + (err as Error).message)
-            this.#ctx.log.warn({ err, executionId: s.executionId, taskId }, 'assignment step failed')
-          }
+        const key = `${s.executionId}|${taskId}`
+        if (this.#stepping.has(key)) { this.#stepping.set(key, true); continue }
+        this.#stepping.set(key, false)
+        const step = this.#stepTask(tracked, taskId).finally(() => {
+          const again = this.#stepping.get(key) === true
+          this.#stepping.delete(key)
+          if (again) this.kick()
+        })
+        started.push(step)
+      }
+    }
+    return started
+  }
+
+  /** One step of every task, awaited (tests and tools; the daemon steps through `kick`). */
+  async tick (): Promise<void> {
+    await Promise.all(this.#launch())
+  }
+
+  async #stepTask (tracked: TrackedExecution, taskId: string): Promise<void> {
+    const s = tracked.state
+    const t = s.tasks.find(x => x.taskId === taskId)
+    if (t === undefined) return
+    const key = attemptKey(s.executionId, taskId, t.nextAttempt)
+    try {
+      if (await this.#checkSettled(tracked, taskId, t.nextAttempt)) return
+      const own = this.#own.get(key)
+      if (own === undefined) await this.#vote(tracked, taskId, 0)
+      // a split shows once the votes are in: the next ballot follows at once, not at the recheck
+      else if (Date.now() - own.checkedAt >= RECHECK_MS || this.#collectorOf()?.tally(s.executionId, taskId, t.nextAttempt, own.ballot).status === 'split') {
+        own.checkedAt = Date.now()
+        const stale = await this.#staleBallot(tracked, taskId, own)
+        if (stale !== undefined) {
+          this.#ctx.log.debug({ executionId: s.executionId, taskId, attempt: t.nextAttempt, ballot: own.ballot, why: stale }, 'voting in the next ballot')
+          await this.#vote(tracked, taskId, own.ballot + 1)
         }
+      }
+      this.#maybeSubmit(tracked, taskId, t.nextAttempt)
+    } catch (err) {
+      if (!this.#reported.has(key + (err as Error).message)) {
+        this.#reported.add(key + (err as Error).message)
+        this.#ctx.log.warn({ err, executionId: s.executionId, taskId }, 'assignment step failed')
       }
     }
   }
@@ -194,15 +256,18 @@ export class ExecutionCoordinator {
   /**
    * The slot the attempt's seed derives from, as the program computes it: the task's trigger slot
    * once the task has a state account, else the execution's ready slot (read fresh: it moves when
-   * a task of the execution becomes VERIFIED).
+   * a task of the execution becomes VERIFIED). With `withSlotHashes`, the SlotHashes data of the
+   * same moment comes along in the same request (one round trip on the assignment's critical path).
    */
-  async #triggerSlot (tracked: TrackedExecution, taskId: string): Promise<bigint | undefined> {
+  async #triggerSlot (tracked: TrackedExecution, taskId: string, withSlotHashes = false): Promise<{ trigger: bigint | undefined, slotHashes?: Uint8Array }> {
     const connection = this.#settlement.connection!
     const execution = executionAddress(this.#programId, this.#settlement.configAddress!, executionKey(tracked.state.executionId))[0]
-    const info = await connection.getAccountInfo(taskStateAddress(this.#programId, execution, taskKey(taskId))[0], 'confirmed')
-    if (info !== null) return decodeTaskState(info.data).triggerSlot
-    const e = await readExecution(connection, this.#programId, execution)
-    return e?.readySlot
+    const keys = [taskStateAddress(this.#programId, execution, taskKey(taskId))[0], execution, ...(withSlotHashes ? [SLOT_HASHES_KEY] : [])]
+    const [state, exec, hashes] = await connection.getMultipleAccountsInfo(keys, 'confirmed')
+    const slotHashes = hashes !== null && hashes !== undefined ? hashes.data : undefined
+    if (state !== null && state !== undefined) return { trigger: decodeTaskState(state.data).triggerSlot, slotHashes }
+    if (exec === null || exec === undefined || !exec.owner.equals(this.#programId)) return { trigger: undefined, slotHashes }
+    try { return { trigger: decodeExecution(exec.data).readySlot, slotHashes } } catch { return { trigger: undefined, slotHashes } }
   }
 
   /** Why this oracle's unsettled ballot cannot settle any more, or undefined while it still can. */
@@ -214,7 +279,7 @@ export class ExecutionCoordinator {
     if ((this.#collectorOf()?.ballots(b.executionId, b.taskId, b.attempt) ?? []).some(x => x > own.ballot && x < base + BALLOTS_PER_SEED)) return 'other members voted in a later ballot'
     const round = this.#chooseRound(b.executionId, b.taskId, b.attempt, b.seedSlot)
     if (round !== undefined && round.round !== b.livenessRound && this.#collectorOf()?.quorum(b.executionId, b.taskId, b.attempt) === undefined) return `members selected from liveness round ${round.round}`
-    const trigger = await this.#triggerSlot(tracked, taskId)
+    const { trigger } = await this.#triggerSlot(tracked, taskId)
     const config = this.#settlement.config
     if (trigger !== undefined && config !== undefined && Number(trigger) + config.params.seedDelaySlots !== b.seedSlot) return 'trigger slot moved'
     return undefined
@@ -223,20 +288,34 @@ export class ExecutionCoordinator {
   /** Computes this oracle's selection for the task's next attempt and publishes its vote in `ballot`. */
   async #vote (tracked: TrackedExecution, taskId: string, requestedBallot: number): Promise<void> {
     let ballot = requestedBallot
-    const connection = this.#settlement.connection!
     const config = this.#settlement.config!
     const s = tracked.state
     const t = s.tasks.find(x => x.taskId === taskId)!
     const attempt = t.nextAttempt
     const execution = executionAddress(this.#programId, this.#settlement.configAddress!, executionKey(s.executionId))[0]
-    const trigger = await this.#triggerSlot(tracked, taskId)
-    if (trigger === undefined) return
-    const seedSlot = trigger + BigInt(config.params.seedDelaySlots)
+    const key = attemptKey(s.executionId, taskId, attempt)
+    // a trigger slot only ever moves later: while the last seed slot read is ahead, nothing to read
     const current = this.#executions.currentSlot
+    const known = this.#seedSlots.get(key)
+    if (known !== undefined && BigInt(current) <= known.seedSlot) return
+    // a seed read within the recheck period is reused: a task waiting for a free node retries its
+    // selection every slot, and must not re-read the chain every slot
+    let seedSlot: bigint
+    let slotHash: SlotHashEntry | undefined
+    if (known?.slotHash !== undefined && Date.now() - known.readAt < RECHECK_MS) {
+      seedSlot = known.seedSlot
+      slotHash = known.slotHash
+    } else {
+      const { trigger, slotHashes } = await this.#triggerSlot(tracked, taskId, true)
+      if (trigger === undefined) return
+      seedSlot = trigger + BigInt(config.params.seedDelaySlots)
+      slotHash = slotHashes !== undefined && BigInt(current) > seedSlot ? slotHashIn(slotHashes, seedSlot) : undefined
+      this.#seedSlots.set(key, { seedSlot, slotHash, readAt: Date.now() })
+    }
     if (BigInt(current) <= seedSlot) return // the seed does not exist yet
     if (BigInt(current) > seedSlot + BigInt(SEED_STALE_SLOTS)) {
       // nothing settled while the seed was usable (too few oracles up?): move the trigger slot on
-      await this.#maybeRefresh(tracked, taskId, attempt)
+      this.#background(`refresh:${attemptKey(s.executionId, taskId, attempt)}`, () => this.#maybeRefresh(tracked, taskId, attempt), 'refreshing the seed failed')
       return
     }
     // Ballots belong to a seed (a refreshed seed opens a fresh range, so no member equivocates across
@@ -248,7 +327,6 @@ export class ExecutionCoordinator {
     const seen = (this.#collectorOf()?.ballots(s.executionId, taskId, attempt) ?? []).filter(inRange)
     const slotIndex = Math.floor((current - Number(seedSlot)) / EXPIRY_WINDOW_SLOTS)
     ballot = Math.min(base + BALLOTS_PER_SEED - 1, Math.max(inRange(ballot) ? ballot : base, base + slotIndex, ...seen))
-    const slotHash = await readSlotHash(connection, seedSlot)
     if (slotHash === undefined) return
     const seed = attemptSeed({ genesisHash: Buffer.from(this.#ctx.genesisHash, 'hex'), executionId: executionKey(s.executionId), taskId: taskKey(taskId), attempt, slot: seedSlot, slotHash: slotHash.hash })
     const round = this.#chooseRound(s.executionId, taskId, attempt, Number(seedSlot))
@@ -282,13 +360,18 @@ export class ExecutionCoordinator {
     const pool = (verification ? candidates.filter(c => c.liveness?.roles?.includes('validator') === true) : candidates.filter(c => c.liveness?.roles === undefined || c.liveness.roles.includes('node')))
       .filter(c => !accused.has(c.peerId))
     const payment = verification ? entry.price * BigInt(config.params.validatorRewardBps) / 10_000n : entry.price
+    const busy = this.#busyPeers(round.table)
     const selection = selectNodes(pool, { taskId, vramBytes: modelTask.vramRequirement, gpu: 'optional', datasets, payment },
-      seed, new Set(blacklist), { minStake: config.params.minStake, minStakeRatio: config.params.minStakeRatioBps / 10_000 }, Math.min(RANKED, MAX_RANKED))
+      seed, new Set(blacklist), { minStake: config.params.minStake, minStakeRatio: config.params.minStakeRatioBps / 10_000, busy }, Math.min(RANKED, MAX_RANKED))
     if (selection.ranked.length === 0) {
       const k = `none:${attemptKey(s.executionId, taskId, attempt)}:${round.round}`
       if (!this.#reported.has(k)) {
         this.#reported.add(k)
-        this.#ctx.log.warn({ executionId: s.executionId, taskId, kind: verification ? 'verification' : 'primary', excluded: selection.excluded }, verification ? 'no eligible validator for a sampled task' : 'no eligible node for a ready task')
+        const reasons = Object.values(selection.excluded)
+        const waiting = reasons.some(r => r.startsWith('busy'))
+        // waiting for a busy node is normal under load; nobody eligible at all is what an operator must hear
+        this.#ctx.log[waiting ? 'debug' : 'warn']({ executionId: s.executionId, taskId, kind: verification ? 'verification' : 'primary', excluded: selection.excluded },
+          waiting ? 'the task waits for a free task slot' : verification ? 'no eligible validator for a sampled task' : 'no eligible node for a ready task')
       }
       return
     }
@@ -304,7 +387,28 @@ export class ExecutionCoordinator {
     if (own.result === 'accept') this.handleVote(own.value)
     else this.#ctx.log.warn({ reason: own.reason }, 'own assignment vote does not validate')
     await this.#ctx.gossip.publish('committee', data)
-    this.#ctx.log.debug({ executionId: s.executionId, taskId, attempt, ballot, node: body.node, seedSlot: body.seedSlot, livenessRound: body.livenessRound, eligible: selection.eligible.length, excluded: selection.excluded }, 'assignment vote published')
+    this.#ctx.log.debug({ executionId: s.executionId, taskId, attempt, ballot, node: body.node, seedSlot: body.seedSlot, livenessRound: body.livenessRound, eligible: selection.eligible.length, excluded: selection.excluded, slot: current, slotAgeMs: Date.now() - this.#executions.currentSlotSeenAt }, 'assignment vote published')
+  }
+
+  /**
+   * Peers whose task slots (as their certified heartbeat declares them) all hold open assignments:
+   * primary attempts assigned and not completed, verifications assigned and not revealed. Counted
+   * from this oracle's execution states, which follow the chain; members that count differently for
+   * a moment split their votes and meet again in the next ballot.
+   */
+  #busyPeers (table: ReadonlyArray<{ peerId: string, capacity: { taskSlots: number } }>): Set<string> {
+    const open = new Map<string, number>()
+    const add = (peer: string): void => { open.set(peer, (open.get(peer) ?? 0) + 1) }
+    for (const tracked of this.#executions.list()) {
+      if (isTerminalStatus(tracked.state.status)) continue
+      for (const t of tracked.state.tasks) {
+        if (t.state === 'ASSIGNED' && t.node !== null) add(t.node)
+        if (t.state === 'PENDING_VERIFICATION' && t.verifier !== null) add(t.verifier.node)
+      }
+    }
+    const busy = new Set<string>()
+    for (const e of table) if ((open.get(e.peerId) ?? 0) >= Math.max(1, e.capacity.taskSlots)) busy.add(e.peerId)
+    return busy
   }
 
   /**
@@ -312,8 +416,6 @@ export class ExecutionCoordinator {
    * in submitter order so one transaction usually suffices). The chain watcher applies the result.
    */
   async #maybeExpire (tracked: TrackedExecution, taskId: string, attempt: number): Promise<void> {
-    const key = `expire:${attemptKey(tracked.state.executionId, taskId, attempt)}`
-    if (!this.#myTurn(key)) return
     const programId = this.#programId
     const execution = executionAddress(programId, this.#settlement.configAddress!, executionKey(tracked.state.executionId))[0]
     const assignment = assignmentAddress(programId, execution, taskKey(taskId), attempt)[0]
@@ -374,8 +476,6 @@ export class ExecutionCoordinator {
 
   /** Sends RefreshSeed for a task whose seed slot is about to leave SlotHashes (in submitter order). */
   async #maybeRefresh (tracked: TrackedExecution, taskId: string, attempt: number): Promise<void> {
-    const key = `refresh:${attemptKey(tracked.state.executionId, taskId, attempt)}`
-    if (!this.#myTurn(key)) return
     const programId = this.#programId
     const config = this.#settlement.configAddress!
     const execution = executionAddress(programId, config, executionKey(tracked.state.executionId))[0]
@@ -388,36 +488,38 @@ export class ExecutionCoordinator {
   }
 
   /** Sends the quorum's Ed25519 instruction + assign when it is this oracle's turn. */
-  async #maybeSubmit (tracked: TrackedExecution, taskId: string, attempt: number): Promise<void> {
+  #maybeSubmit (tracked: TrackedExecution, taskId: string, attempt: number): void {
     const s = tracked.state
     const key = attemptKey(s.executionId, taskId, attempt)
     // only a quorum over the seed the program will compute now can settle
     const seedSlot = this.#own.get(key)?.body.seedSlot
     const quorum = this.#collectorOf()?.quorum(s.executionId, taskId, attempt, this.#executions.currentSlot + EXPIRY_MARGIN_SLOTS, b => b.seedSlot === seedSlot)
-    if (quorum === undefined || !this.#myTurn(key)) return
+    if (quorum === undefined || this.#inFlight.has(key)) return
     const b = quorum.body
     if (BigInt(b.expirySlot) < BigInt(this.#executions.currentSlot)) return
-    const programId = this.#programId
-    const config = this.#settlement.configAddress!
-    const execution = executionAddress(programId, config, executionKey(s.executionId))[0]
-    const nodeKey = new PublicKey(publicKeyOfPeer(b.node)!)
-    const blacklist = canonicalBlacklist(b.blacklist.map(p => publicKeyOfPeer(p)!))
-    const ed = ed25519Instruction(Buffer.from(quorum.digest, 'hex'), quorum.signatures.map(x => ({ publicKey: new PublicKey(publicKeyOfPeer(x.oracle)!), signature: x.signature })))
-    const ix = assign({
-      programId, payer: operatorKeypair(this.#ctx.identity).publicKey, config, execution, taskId: taskKey(taskId), attempt, kind: b.kind === 'verification' ? AssignmentKind.Verification : AssignmentKind.Primary,
-      node: nodeAddress(programId, config, nodeKey)[0], livenessRound: BigInt(b.livenessRound), expirySlot: BigInt(b.expirySlot), blacklist
-    })
-    try {
+    // sent in the background: a confirmation takes up to a slot, and other tasks' steps go on meanwhile
+    this.#background(key, async () => {
+      const programId = this.#programId
+      const config = this.#settlement.configAddress!
+      const execution = executionAddress(programId, config, executionKey(s.executionId))[0]
+      const nodeKey = new PublicKey(publicKeyOfPeer(b.node)!)
+      const blacklist = canonicalBlacklist(b.blacklist.map(p => publicKeyOfPeer(p)!))
+      const ed = ed25519Instruction(Buffer.from(quorum.digest, 'hex'), quorum.signatures.map(x => ({ publicKey: new PublicKey(publicKeyOfPeer(x.oracle)!), signature: x.signature })))
+      const ix = assign({
+        programId, payer: operatorKeypair(this.#ctx.identity).publicKey, config, execution, taskId: taskKey(taskId), attempt, kind: b.kind === 'verification' ? AssignmentKind.Verification : AssignmentKind.Primary,
+        node: nodeAddress(programId, config, nodeKey)[0], livenessRound: BigInt(b.livenessRound), expirySlot: BigInt(b.expirySlot), blacklist
+      })
+      const startedAt = Date.now()
       const sent = await sendTransaction(this.#settlement.connection!, [ed, ix], operatorKeypair(this.#ctx.identity))
-      this.#ctx.log.info({ executionId: s.executionId, taskId, attempt, node: b.node, signature: sent.signature }, 'assignment settled on chain')
-      await this.#checkSettled(tracked, taskId, attempt, true)
-    } catch (err) {
-      this.#ctx.log.debug({ err, executionId: s.executionId, taskId }, 'assignment submission failed (another oracle may have settled it)')
-    }
+      this.#ctx.log.info({ executionId: s.executionId, taskId, attempt, node: b.node, signature: sent.signature, slot: sent.slot, sendMs: Date.now() - startedAt }, 'assignment settled on chain')
+      // the step may have applied it already (it reads the chain at every slot): announce in any case
+      await this.#checkSettled(tracked, taskId, attempt)
+      await this.#announce(tracked, taskId, attempt)
+    }, 'assignment submission failed (another oracle may have settled it)')
   }
 
   /** Applies an assignment once it is on chain; the oracle that settled it announces it to the nodes. */
-  async #checkSettled (tracked: TrackedExecution, taskId: string, attempt: number, announce = false): Promise<boolean> {
+  async #checkSettled (tracked: TrackedExecution, taskId: string, attempt: number): Promise<boolean> {
     const s = tracked.state
     const key = attemptKey(s.executionId, taskId, attempt)
     if (this.#settled.has(key)) return true
@@ -426,8 +528,10 @@ export class ExecutionCoordinator {
     const execution = executionAddress(programId, this.#settlement.configAddress!, executionKey(s.executionId))[0]
     const info = await this.#settlement.connection!.getAccountInfo(assignmentAddress(programId, execution, taskKey(taskId), attempt)[0], 'confirmed')
     if (info === null || !info.owner.equals(programId)) return false
+    if (this.#settled.has(key)) return true // applied by a concurrent check meanwhile
     const a = decodeAssignment(info.data)
     this.#settled.add(key)
+    this.#seedSlots.delete(key)
     // the votes that match the seed the program recorded tell how the node was drawn
     const seedHex = hex(a.seed)
     const drawn = [this.#collectorOf()?.quorum(s.executionId, taskId, attempt)?.body, ...(this.#collectorOf()?.latestVotes(s.executionId, taskId, attempt) ?? []).map(v => v.body), this.#own.get(key)?.body]
@@ -445,18 +549,28 @@ export class ExecutionCoordinator {
     const deadlineMs = Number(a.deadline) * 1000
     const kind = a.kind === AssignmentKind.Verification ? 'verification' as const : 'primary' as const
     await this.#executions.apply(s.executionId, { type: 'assigned', at: Date.now(), taskId, attempt, node, kind, deadlineAt: deadlineMs, ...(selection !== undefined ? { selection } : {}) })
-    if (announce) {
-      const t = tracked.state.tasks.find(x => x.taskId === taskId)!
-      const modelTask = tracked.model.tasks.find(x => x.id === t.task)!
-      const inputs = Object.fromEntries(Object.entries(t.inputs).flatMap(([n, u]) => u !== null ? [[n, u]] : []))
-      const body = {
-        v: 1 as const, oracle: this.#self, executionId: s.executionId, taskId, attempt, kind, node, taskpack: modelTask.taskpack,
-        inputs, computeUnits: t.computeUnits, assignedSlot: Number(a.assignedSlot), deadlineMs, timestampMs: Date.now()
-      }
-      const data = encodeExecutionMessage({ type: ASSIGNMENT_NOTICE_KIND, body }, this.#ctx.genesisHash, b => this.#ctx.identity.sign(b))
-      await this.#ctx.gossip.publish('execution', data).catch(err => { this.#ctx.log.warn({ err }, 'announcing the assignment failed') })
-      this.#executions.deliverLocal({ type: ASSIGNMENT_NOTICE_KIND, body }, this.#self)
-    }
+    // this oracle's own assign transaction is in flight: its sender announces the result
+    if (this.#inFlight.has(key)) this.#announcements.set(key, { node, kind, deadlineMs, assignedSlot: Number(a.assignedSlot) })
     return true
+  }
+
+  /** The oracle that settled an assignment announces it to the nodes (a hint: they check the chain). */
+  async #announce (tracked: TrackedExecution, taskId: string, attempt: number): Promise<void> {
+    const s = tracked.state
+    const key = attemptKey(s.executionId, taskId, attempt)
+    const applied = this.#announcements.get(key)
+    this.#announcements.delete(key)
+    if (applied === undefined) return
+    const { node, kind, deadlineMs, assignedSlot } = applied
+    const t = tracked.state.tasks.find(x => x.taskId === taskId)!
+    const modelTask = tracked.model.tasks.find(x => x.id === t.task)!
+    const inputs = Object.fromEntries(Object.entries(t.inputs).flatMap(([n, u]) => u !== null ? [[n, u]] : []))
+    const body = {
+      v: 1 as const, oracle: this.#self, executionId: s.executionId, taskId, attempt, kind, node, taskpack: modelTask.taskpack,
+      inputs, computeUnits: t.computeUnits, assignedSlot, deadlineMs, timestampMs: Date.now()
+    }
+    const data = encodeExecutionMessage({ type: ASSIGNMENT_NOTICE_KIND, body }, this.#ctx.genesisHash, b => this.#ctx.identity.sign(b))
+    await this.#ctx.gossip.publish('execution', data).catch(err => { this.#ctx.log.warn({ err }, 'announcing the assignment failed') })
+    this.#executions.deliverLocal({ type: ASSIGNMENT_NOTICE_KIND, body }, this.#self)
   }
 }

@@ -85,7 +85,8 @@ export class ExecutionSync {
       for (const m of answer.messages.slice(0, SYNC_MAX_MESSAGES)) {
         if (typeof m !== 'string') continue
         this.#deps.ingest(new Uint8Array(Buffer.from(m, 'base64')), peer.toString())
-        n++
+        // an answer holds up to thousands of signed messages: let the event loop turn between batches
+        if (++n % 16 === 0) await new Promise(resolve => setImmediate(resolve))
       }
       await stream.close({ signal }).catch(() => {})
       return n

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { Key } from 'interface-datastore'
 import { Type } from '@sinclair/typebox'
-import { PublicKey } from '@solana/web3.js'
+import { PublicKey, type Connection } from '@solana/web3.js'
 import {
   openExecution, cancelTasks, executionAddress, assignmentAddress, decodeAssignment, nodeAddress, MAX_TASKS
 } from '../../programs/client/index.js'
@@ -36,13 +36,16 @@ import type { CommitteeService } from './committee.js'
 
 /** How long a request may wait for the model definition before it is declared unknown. */
 const MODEL_LOOKUP_MS = 8000
-const SLOT_POLL_MS = 100
+/** fallback for the slot notifications (a WebSocket that is down or reconnecting) */
+const SLOT_POLL_MS = 250
 const WATCH_MS = 1000
 const SYNC_FIRST_MS = 3000
 const SYNC_EVERY_MS = 20_000
 /** finished executions are handed to peers catching up for this long */
 const SYNC_FINISHED_MS = 10 * 60_000
 const RAW_PREFIX = '/bitflow/execution-messages'
+
+const messageDigest = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex')
 
 export interface TrackedExecution {
   model: ModelDefinition
@@ -92,9 +95,13 @@ export class ExecutionService implements DaemonService {
   readonly #sync: ExecutionSync
   /** the signed messages of each execution as received (request first), kept to hand to peers catching up */
   readonly #raw = new Map<string, Map<string, Uint8Array>>()
+  /** digests of every message in #raw */
+  readonly #rawDigests = new Set<string>()
   #syncTimer: NodeJS.Timeout | undefined
   #slot = 0
   #slotTimer: NodeJS.Timeout | undefined
+  #slotSeenAt = 0
+  #slotSubscription: { connection: Connection, id: number } | undefined
   #watchTimer: NodeJS.Timeout | undefined
   #stopped = false
 
@@ -115,6 +122,8 @@ export class ExecutionService implements DaemonService {
       log: ctx.log,
       snapshot: () => this.#snapshot(),
       ingest: (data, from) => {
+        // a peer's answer repeats what this daemon already holds: skip those before any validation
+        if (this.#rawDigests.has(messageDigest(data))) return
         // messages from the past: the chain checks (escrow, revealed roots) decide, not their age
         const v = this.#validate(data, Date.now(), true)
         if (v.result === 'accept') this.#onMessage(v.value, from, data)
@@ -147,6 +156,8 @@ export class ExecutionService implements DaemonService {
   }
 
   get currentSlot (): number { return this.#slot }
+  /** when this daemon learned of the current slot (ms since the epoch) */
+  get currentSlotSeenAt (): number { return this.#slotSeenAt }
 
   #validate (data: Uint8Array, nowMs: number, past: boolean): ReturnType<typeof validateExecutionMessage> {
     return validateExecutionMessage(data, {
@@ -165,11 +176,12 @@ export class ExecutionService implements DaemonService {
 
   /** Keeps a signed message of a tracked execution (memory and datastore) for peers catching up. */
   #keepRaw (executionId: string, data: Uint8Array): void {
-    const key = createHash('sha256').update(data).digest('hex')
+    const key = messageDigest(data)
     let m = this.#raw.get(executionId)
     if (m === undefined) { m = new Map(); this.#raw.set(executionId, m) }
     if (m.has(key) || m.size >= 256) return
     m.set(key, data)
+    this.#rawDigests.add(key)
     const id = createHash('sha256').update(executionId).digest('hex')
     Promise.resolve(this.#ctx.datastore.put(new Key(`${RAW_PREFIX}/${id}/${m.size.toString().padStart(4, '0')}-${key.slice(0, 16)}`), data))
       .catch((err: unknown) => { this.#ctx.log.debug({ err }, 'keeping a signed execution message failed') })
@@ -207,7 +219,9 @@ export class ExecutionService implements DaemonService {
       if (v.result !== 'accept') continue
       const executionId = v.value.body.executionId
       const m = this.#raw.get(executionId) ?? new Map<string, Uint8Array>()
-      m.set(key.toString(), value)
+      const digest = messageDigest(value)
+      m.set(digest, value)
+      this.#rawDigests.add(digest)
       this.#raw.set(executionId, m)
     }
     const logs = await this.#log.loadAll()
@@ -224,10 +238,20 @@ export class ExecutionService implements DaemonService {
       }
     }
     if (logs.size > 0) this.#ctx.log.info({ executions: this.#executions.size }, 'execution logs replayed')
+    // slot notifications drive the coordinator; the poll covers a WebSocket that is down
+    const onSlot = (slot: number): void => {
+      if (slot <= this.#slot || this.#stopped) return
+      this.#slot = slot
+      this.#slotSeenAt = Date.now()
+      if (this.#isOracle) this.coordinator?.kick()
+    }
     const pollSlot = async (): Promise<void> => {
       const connection = this.#settlement().connection
       if (connection === undefined) return
-      this.#slot = await connection.getSlot('confirmed')
+      if (this.#slotSubscription === undefined) {
+        this.#slotSubscription = { connection, id: connection.onSlotChange(info => { onSlot(info.slot) }) }
+      }
+      onSlot(await connection.getSlot('confirmed'))
     }
     await pollSlot().catch(() => {})
     this.#slotTimer = setInterval(() => { pollSlot().catch(() => {}) }, SLOT_POLL_MS)
@@ -307,6 +331,11 @@ export class ExecutionService implements DaemonService {
     this.coordinator?.stop()
     this.disputes.stop()
     clearInterval(this.#slotTimer)
+    if (this.#slotSubscription !== undefined) {
+      const { connection, id } = this.#slotSubscription
+      this.#slotSubscription = undefined
+      await connection.removeSlotChangeListener(id).catch(() => {})
+    }
     clearInterval(this.#watchTimer)
     clearInterval(this.#syncTimer)
     await this.#sync.stop().catch(() => {})

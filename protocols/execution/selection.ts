@@ -35,6 +35,12 @@ export interface SelectionRules {
   minStake: bigint
   /** a node's stake must stay >= ratio x its payments in flight, including this one */
   minStakeRatio: number
+  /**
+   * nodes whose task slots all hold open assignments, as the committee counts them (settled
+   * assignments not completed yet): the certified round's free slots are up to two rounds old, and
+   * a burst of requests would otherwise pile every task onto the nodes that were idle then
+   */
+  busy?: ReadonlySet<string>
 }
 
 export interface Selection {
@@ -63,6 +69,7 @@ export function exclusionReason (c: Candidate, task: TaskRequirements, blacklist
   if (live.status === 'offline') return 'offline in the certified liveness round'
   if (live.status === 'draining') return 'draining'
   if (live.capacity.freeSlots < 1) return 'no free task slot'
+  if (rules.busy?.has(c.peerId) === true) return 'busy: every task slot holds an open assignment'
   if (!live.specializations.includes(task.taskId)) return 'does not advertise this specialization'
   if (task.gpu === 'required' && !live.hardware.gpus.some(g => g.vramBytes >= task.vramBytes)) return `no GPU with ${task.vramBytes} bytes of VRAM`
   for (const d of task.datasets) if (!live.datasets.includes(d)) return `does not hold dataset ${d}`

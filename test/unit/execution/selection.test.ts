@@ -80,4 +80,15 @@ describe('node selection', () => {
     expect(selectNodes(cs, { ...task, gpu: 'required', vramBytes: 100 * 2 ** 30 }, seedOf('g'), new Set(), rules, 2).ranked).toEqual([])
     expect(selectNodes(cs, { ...task, datasets: ['ds1'] }, seedOf('g'), new Set(), rules, 2).ranked).toEqual(['peer-2'])
   })
+  it('skips nodes the committee counts as busy, and draws among the others as if they were absent', () => {
+    const cs = [1, 2, 3, 4].map(n => candidate(n))
+    const busy = new Set(['peer-2', 'peer-3'])
+    for (let i = 0; i < 50; i++) {
+      const withBusy = selectNodes(cs, task, seedOf(`b${i}`), new Set(), { ...rules, busy }, 3)
+      const without = selectNodes(cs.filter(c => !busy.has(c.peerId)), task, seedOf(`b${i}`), new Set(), rules, 3)
+      expect(withBusy.ranked).toEqual(without.ranked)
+      expect(withBusy.excluded).toEqual({ 'peer-2': 'busy: every task slot holds an open assignment', 'peer-3': 'busy: every task slot holds an open assignment' })
+    }
+    expect(selectNodes(cs, task, seedOf('all'), new Set(), { ...rules, busy: new Set(cs.map(c => c.peerId)) }, 3).ranked).toEqual([])
+  })
 })
