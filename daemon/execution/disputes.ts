@@ -12,8 +12,10 @@
  *
  * One more independent re-execution decides (DESIGN.md, Proof of Sampling): after VERIFICATION_FAILED
  * the committee reassigns the task as a new primary attempt, and its revealed result is the third
- * opinion; the party the majority disagrees with is slashed. If all three disagree nobody is slashed
- * and the taskpack is flagged nondeterministic (logged, and listed by bitflow_getSlashes). Tensors are
+ * opinion; the party the majority disagrees with is slashed. If all three disagree nobody is slashed,
+ * the taskpack is flagged nondeterministic (logged, and listed by bitflow_getSlashes) and the oracles
+ * end the execution as failed with that reason (a requester's daemon that is not an oracle is not
+ * told: known limit). Tensors are
  * compared with compareOutputs at the taskpack's precision class, fetched through the content service.
  *
  * Then every oracle signs a slash vote (protocols/execution/slash-votes.ts) over the program's slash
@@ -511,6 +513,10 @@ export class DisputeResolver {
     this.#conclude(d, 'nondeterministic', reason)
     this.#nondeterministic.push({ taskpack: d.taskpack, executionId: d.executionId, taskId: d.taskId, reason, at: now })
     this.#ctx.log.warn({ taskpack: d.taskpack, executionId: d.executionId, taskId: d.taskId, reason }, 'taskpack flagged nondeterministic: nobody is slashed')
+    // no result of this task can be trusted: the execution ends here instead of re-running the task
+    // until every node is blacklisted for it
+    await this.#executions.apply(d.executionId, { type: 'aborted', at: now, reason: `task ${d.taskId}: taskpack ${d.taskpack} is nondeterministic (three runs gave three different results); nobody was slashed` })
+      .catch(err => { this.#ctx.log.warn({ err, executionId: d.executionId }, 'aborting the execution failed') })
   }
 
   #conclude (d: Dispute, status: DisputeStatus, reason: string): void {

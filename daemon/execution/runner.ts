@@ -176,7 +176,7 @@ export class NodeTaskRunner {
       let outputs: Record<string, string>
       try {
         if (ctx.options.byzantine === 'no-show') { log.warn('byzantine no-show: ignoring the assignment'); return }
-        outputs = await this.#execute(a)
+        outputs = await this.#execute(a, 'primary')
       } catch (err) {
         const reason = (err as Error).message.slice(0, 1000) || 'the run failed'
         log.warn({ err }, 'task run failed')
@@ -358,7 +358,7 @@ export class NodeTaskRunner {
       const operator = operatorKeypair(ctx.identity)
       const lazy = ctx.options.byzantine === 'lazy-copy'
       // a lazy validator skips the work and commits to nothing it computed
-      const mine = lazy ? {} : await this.#execute(a)
+      const mine = lazy ? {} : await this.#execute(a, 'verification')
       const root = lazy ? randomBytes(32) : Buffer.from(outputRoot(mine), 'hex')
       const salt = randomBytes(32)
       const outcome = { programId, operator: operator.publicKey, node, execution, taskId: taskKey(a.taskId), assignment, other: primary }
@@ -452,7 +452,7 @@ export class NodeTaskRunner {
   }
 
   /** Fetch, authenticate, stage, run, store: returns the output URIs by tensor name. */
-  async #execute (a: NodeAssignment): Promise<Record<string, string>> {
+  async #execute (a: NodeAssignment, kind: 'primary' | 'verification'): Promise<Record<string, string>> {
     const { ctx } = this.#deps
     const content = ctx.services.get<ContentService>('content')
     const budgetMs = a.deadlineMs - Date.now() - COMMIT_MARGIN_MS
@@ -504,6 +504,8 @@ export class NodeTaskRunner {
           timeoutMs: Math.max(500, a.deadlineMs - Date.now() - COMMIT_MARGIN_MS)
         })
         const result = await this.#runner.run(job, { signal })
+        // the compute a task costs (the benchmarks sum these per kind)
+        ctx.log.info({ executionId: a.executionId, taskId: a.taskId, attempt: a.attempt, kind, status: result.status, sandboxMs: result.durationMs }, 'task ran in the sandbox')
         if (result.status !== 'succeeded') throw new Error(`sandbox run ${result.status} (exit ${result.exitCode}): ${result.stderr.toString('utf8').slice(-500)}`)
         const outputs: Record<string, string> = {}
         for (const name of a.outputs) {

@@ -7,13 +7,16 @@
  *     execution completes with the reference output.
  *  2. validator-2 restarted as `--byzantine lazy-copy` (validator-1 stopped, so it verifies): it
  *     says Match without re-running and is slashed; with validator-1 back the execution completes.
+ *  3. a copy of the demo taskpack that adds random noise to its output on every run: the asserter,
+ *     the verifier and the re-execution all disagree; nobody is slashed, the taskpack is flagged
+ *     nondeterministic, and the execution fails with that reason.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { join } from 'node:path'
-import { writeFileSync } from 'node:fs'
+import { cpSync, readFileSync, writeFileSync } from 'node:fs'
 import { PublicKey } from '@solana/web3.js'
 import { Testnet, type TestnetFile, type TestnetDaemon } from '../../../scripts/lib/testnet.js'
-import { buildDemoModel, demoTaskpackCid, prepareDemo, compareWithReference, type PreparedDemo } from '../../../scripts/lib/demo-model.js'
+import { buildDemoModel, demoTaskpackCid, demoTaskpackDir, prepareDemo, compareWithReference, type PreparedDemo, type DemoModel } from '../../../scripts/lib/demo-model.js'
 import { addTestnetStake, chainConnection, nodeAccountOf, readChainSlashes, readNode, tokenBalance, type ChainSlash } from '../../../scripts/lib/slashing.js'
 import { decodeConfig, executionAddress, NodeStatus, SlashStatus, verificationPayment, type ConfigAccount } from '../../../programs/client/index.js'
 import { executionKey } from '../../../protocols/execution/ids.js'
@@ -22,6 +25,8 @@ import { tempDir, cleanup, eventually } from '../../helpers/daemon.js'
 
 const dir = tempDir('exec-slashing')
 const net = new Testnet(join(dir, 'net'))
+const noisyDir = join(dir, 'noisy-taskpack')
+let noisyModel: DemoModel
 let file: TestnetFile | undefined
 let requester: BitflowClient
 let demo: PreparedDemo
@@ -33,14 +38,28 @@ interface Status { overallStatus: string, taskStatuses: TaskStatus[], outputUris
 interface Slashes {
   slashes: Array<{ slash: string | null, executionId: string | null, accused: string | null, accusedNode: string, accusedRole: string | null, status: string, amount: string | null, bounty: string | null, stakeBefore: string | null, stakeAfter: string | null, reason: string | null }>
   disputes: Array<{ executionId: string, taskId: string, attempt: number, thirdAttempt: number | null, kind: string, status: string, accused: string | null, accusedRole: string | null, reason: string | null, openedAt: number, decidedAt: number | null, fraudCompletedAt: number | null, recordedSeenAt: number | null, executedSeenAt: number | null }>
-  nondeterministic: unknown[]
+  nondeterministic: Array<{ taskpack: string, executionId: string, taskId: string, reason: string, at: number }>
+}
+
+/** The demo taskpack, renamed, adding N(0, 1) noise to its output on every run. */
+function writeNoisyTaskpack (): void {
+  cpSync(demoTaskpackDir(), noisyDir, { recursive: true })
+  const manifest = join(noisyDir, 'manifest.yaml')
+  writeFileSync(manifest, readFileSync(manifest, 'utf8').replace('name: bitflow-dense\n', 'name: bitflow-dense-noisy\n'))
+  const task = join(noisyDir, 'src', 'task.py')
+  const code = readFileSync(task, 'utf8')
+  const anchor = '        if not np.isfinite(y).all():'
+  if (!code.includes(anchor)) throw new Error('the demo task.py changed: update the noisy copy')
+  writeFileSync(task, code.replace(anchor, `        y = y + np.random.default_rng().normal(0.0, 1.0, y.shape).astype(np.float32)\n${anchor}`))
 }
 
 beforeAll(async () => {
   const taskpackCid = await demoTaskpackCid()
   const model = buildDemoModel(taskpackCid)
+  writeNoisyTaskpack()
+  noisyModel = buildDemoModel(await demoTaskpackCid(noisyDir))
   file = await net.up({
-    oracles: 3, nodes: 3, validators: 2, logLevel: 'info', specializationsFor: () => model.taskIds,
+    oracles: 3, nodes: 3, validators: 2, logLevel: 'info', specializationsFor: () => [...model.taskIds, ...noisyModel.taskIds],
     settlement: { samplingProbability: 1 },
     argsFor: name => name === 'node-1' ? ['--byzantine', 'wrong-output'] : []
   })
@@ -190,4 +209,36 @@ describe('disputes and slashing', () => {
     file = net.load()!
     await expectReferenceOutput(await finalStatus(requester, r.executionId, 240_000))
   }, 480_000)
+  it('a taskpack that gives different outputs on every run splits three ways: nobody is slashed, the taskpack is flagged', async () => {
+    const connection = chainConnection(file!.chain!)
+    const noisy = await prepareDemo(requester, { taskpackDir: noisyDir })
+    expect(noisy.modelId).toBe(noisyModel.modelId)
+    const parties = file!.daemons.filter(d => d.role !== 'oracle')
+    const before = await Promise.all(parties.map(async d => await readNode(connection, nodeAccountOf(file!.chain!, d))))
+
+    const r = await requester.call<{ executionId: string }>('bitflow_requestExecution', [{ modelId: noisy.modelId, inputs: noisy.inputs, maxFee: '100000' }])
+    const flagged = await eventually('the taskpack to be flagged nondeterministic', async () => {
+      const x = await requester.call<Slashes>('bitflow_getSlashes', [r.executionId])
+      return x.nondeterministic.length > 0 ? x : undefined
+    }, 300_000)
+    const flag = flagged.nondeterministic[0]!
+    expect(flag).toMatchObject({ taskpack: noisy.taskpackCid, executionId: r.executionId })
+    expect(flag.reason).toMatch(/three-way disagreement/)
+    const dispute = flagged.disputes.find(d => d.status === 'nondeterministic')
+    expect(dispute, JSON.stringify(flagged.disputes)).toMatchObject({ kind: 'verification-failed', accused: null })
+    expect(dispute!.thirdAttempt).not.toBeNull()
+
+    // the execution ends, failed, saying why
+    const s = await finalStatus(requester, r.executionId, 60_000)
+    expect(s.overallStatus).toBe('failed')
+    expect(s.reason).toMatch(/nondeterministic/)
+    // nobody was slashed for it: no slash account, every stake as before
+    expect(await readChainSlashes(connection, file!.chain!, executionOf(r.executionId))).toEqual([])
+    expect(flagged.disputes.every(d => d.accused === null)).toBe(true)
+    const after = await Promise.all(parties.map(async d => await readNode(connection, nodeAccountOf(file!.chain!, d))))
+    after.forEach((n, i) => {
+      expect(n.status, parties[i]!.name).toBe(before[i]!.status)
+      expect(n.stake, parties[i]!.name).toBe(before[i]!.stake)
+    })
+  }, 420_000)
 })
