@@ -26,7 +26,7 @@ import {
   type AssignmentDigestFn, type AssignmentVote, type AssignmentVoteBody
 } from '../../protocols/execution/messages.js'
 import { executionKey, taskKey } from '../../protocols/execution/ids.js'
-import { isTerminalStatus } from '../../protocols/execution/state.js'
+import { isTerminalStatus, type TaskRecord } from '../../protocols/execution/state.js'
 import { ed25519Verify } from '../../protocols/ed25519.js'
 import type { Verdict } from '../../protocols/validation.js'
 import type { ServiceContext } from '../services/service.js'
@@ -89,6 +89,9 @@ export class ExecutionCoordinator {
   /** tasks with a step running (key: execution|task), and whether another was asked for meanwhile */
   readonly #stepping = new Map<string, boolean>()
   readonly #inFlight = new Set<string>()
+  #planCache: { slot: number, round: number, before: Map<string, Map<string, number>> } | undefined
+  /** why each ready task (execution|task) has no assignment yet */
+  readonly #why = new Map<string, string>()
   /** settled assignments by attempt key, for the announcement */
   readonly #announcements = new Map<string, { node: string, kind: 'primary' | 'verification', deadlineMs: number, assignedSlot: number }>()
   /** the latest seed slot (and its SlotHashes entry, once it exists) read per attempt key */
@@ -110,6 +113,16 @@ export class ExecutionCoordinator {
     if (threshold === undefined || this.#members.length === 0) return undefined
     if (this.#collector === undefined || this.#collector.threshold !== threshold) this.#collector = new VoteCollector(this.#members, Math.min(threshold, this.#members.length))
     return this.#collector
+  }
+
+  /** Why a ready task has no assignment yet, as this oracle sees it (for the execution status). */
+  waitingReason (executionId: string, taskId: string): string | undefined {
+    return this.#why.get(`${executionId}|${taskId}`)
+  }
+
+  #wait (executionId: string, taskId: string, why: string): void {
+    if (this.#why.size > 10_000) this.#why.clear()
+    this.#why.set(`${executionId}|${taskId}`, why)
   }
 
   digestOf: AssignmentDigestFn = f => assignmentDigest({
@@ -297,7 +310,7 @@ export class ExecutionCoordinator {
     // a trigger slot only ever moves later: while the last seed slot read is ahead, nothing to read
     const current = this.#executions.currentSlot
     const known = this.#seedSlots.get(key)
-    if (known !== undefined && BigInt(current) <= known.seedSlot) return
+    if (known !== undefined && BigInt(current) <= known.seedSlot) { this.#wait(s.executionId, taskId, `waiting for the seed slot ${known.seedSlot} (now ${current})`); return }
     // a seed read within the recheck period is reused: a task waiting for a free node retries its
     // selection every slot, and must not re-read the chain every slot
     let seedSlot: bigint
@@ -307,14 +320,15 @@ export class ExecutionCoordinator {
       slotHash = known.slotHash
     } else {
       const { trigger, slotHashes } = await this.#triggerSlot(tracked, taskId, true)
-      if (trigger === undefined) return
+      if (trigger === undefined) { this.#wait(s.executionId, taskId, 'the execution account is not readable on chain yet'); return }
       seedSlot = trigger + BigInt(config.params.seedDelaySlots)
       slotHash = slotHashes !== undefined && BigInt(current) > seedSlot ? slotHashIn(slotHashes, seedSlot) : undefined
       this.#seedSlots.set(key, { seedSlot, slotHash, readAt: Date.now() })
     }
-    if (BigInt(current) <= seedSlot) return // the seed does not exist yet
+    if (BigInt(current) <= seedSlot) { this.#wait(s.executionId, taskId, `waiting for the seed slot ${seedSlot} (now ${current})`); return }
     if (BigInt(current) > seedSlot + BigInt(SEED_STALE_SLOTS)) {
       // nothing settled while the seed was usable (too few oracles up?): move the trigger slot on
+      this.#wait(s.executionId, taskId, `no quorum while seed slot ${seedSlot} was usable (too few oracles up?): the seed is being refreshed on chain`)
       this.#background(`refresh:${attemptKey(s.executionId, taskId, attempt)}`, () => this.#maybeRefresh(tracked, taskId, attempt), 'refreshing the seed failed')
       return
     }
@@ -327,13 +341,56 @@ export class ExecutionCoordinator {
     const seen = (this.#collectorOf()?.ballots(s.executionId, taskId, attempt) ?? []).filter(inRange)
     const slotIndex = Math.floor((current - Number(seedSlot)) / EXPIRY_WINDOW_SLOTS)
     ballot = Math.min(base + BALLOTS_PER_SEED - 1, Math.max(inRange(ballot) ? ballot : base, base + slotIndex, ...seen))
-    if (slotHash === undefined) return
+    if (slotHash === undefined) { this.#wait(s.executionId, taskId, `the SlotHashes entry of slot ${seedSlot} is not readable`); return }
     const seed = attemptSeed({ genesisHash: Buffer.from(this.#ctx.genesisHash, 'hex'), executionId: executionKey(s.executionId), taskId: taskKey(taskId), attempt, slot: seedSlot, slotHash: slotHash.hash })
     const round = this.#chooseRound(s.executionId, taskId, attempt, Number(seedSlot))
-    if (round === undefined) return
+    if (round === undefined) { this.#wait(s.executionId, taskId, 'no certified liveness round yet'); return }
     const onChain = await this.#executionAccount(tracked)
     const entry = onChain?.tasks.find(x => hex(x.taskId) === hex(taskKey(taskId)))
     if (entry === undefined) return
+    const verification = t.state === 'PENDING_VERIFICATION'
+    // tasks ahead of this one in the committee's order take the free slots first (see #reserved)
+    const reserved = await this.#reserved(tracked, t, round)
+    const { selection, blacklist } = this.#draw(tracked, t, seed, round, entry.price, reserved)
+    if (selection.ranked.length === 0) {
+      const summary = Object.entries(selection.excluded).map(([p, r]) => `${p}: ${r}`).join('; ')
+      this.#wait(s.executionId, taskId, `no eligible ${verification ? 'validator' : 'node'} in liveness round ${round.round}${summary !== '' ? ` (${summary})` : ' (no registered candidates)'}`)
+      const k = `none:${attemptKey(s.executionId, taskId, attempt)}:${round.round}`
+      if (!this.#reported.has(k)) {
+        this.#reported.add(k)
+        const reasons = Object.values(selection.excluded)
+        const waiting = reasons.some(r => r.startsWith('busy') || r === 'no free task slot')
+        // waiting for a busy node is normal under load; nobody eligible at all is what an operator must hear
+        this.#ctx.log[waiting ? 'debug' : 'warn']({ executionId: s.executionId, taskId, kind: verification ? 'verification' : 'primary', excluded: selection.excluded },
+          waiting ? 'the task waits for a free task slot' : verification ? 'no eligible validator for a sampled task' : 'no eligible node for a ready task')
+      }
+      return
+    }
+    const body = withDigest({
+      v: 1, oracle: this.#self, committeeEpoch: config.committeeEpoch.toString(), executionId: s.executionId, taskId, attempt, ballot,
+      kind: verification ? 'verification' : 'primary', node: selection.ranked[0]!, blacklist, seedSlot: Number(seedSlot), seed: hex(seed),
+      livenessRound: round.round, computeUnits: t.computeUnits, expirySlot: expiryOf(Number(seedSlot), ballot),
+      selection: { ranked: selection.ranked, eligible: selection.eligible.length }
+    }, publicKeyOfPeer, this.digestOf)
+    const data = encodeAssignmentVote(body, this.#ctx.genesisHash, b => this.#ctx.identity.sign(b))
+    this.#wait(s.executionId, taskId, `voted for ${body.node} in ballot ${ballot} (seed slot ${body.seedSlot}, liveness round ${body.livenessRound}); waiting for a quorum of the committee`)
+    this.#own.set(attemptKey(s.executionId, taskId, attempt), { ballot, body, checkedAt: Date.now() })
+    const own = this.validateVote(data, this.#self, Date.now())
+    if (own.result === 'accept') this.handleVote(own.value)
+    else this.#ctx.log.warn({ reason: own.reason }, 'own assignment vote does not validate')
+    await this.#ctx.gossip.publish('committee', data)
+    this.#ctx.log.debug({ executionId: s.executionId, taskId, attempt, ballot, node: body.node, seedSlot: body.seedSlot, livenessRound: body.livenessRound, eligible: selection.eligible.length, excluded: selection.excluded, slot: current, slotAgeMs: Date.now() - this.#executions.currentSlotSeenAt }, 'assignment vote published')
+  }
+
+  /**
+   * The deterministic draw for a task's next attempt over a certified round: the on-chain registry
+   * as candidates (specialization per task id), validators only for a verification (never the
+   * asserter), accused parties and nodes without a free slot (open assignments, plus `reserved` by
+   * tasks ahead) left out.
+   */
+  #draw (tracked: TrackedExecution, t: TaskRecord, seed: Uint8Array, round: NonNullable<ReturnType<CommitteeService['latestCertified']>>, price: bigint, reserved: Map<string, number>): { selection: ReturnType<typeof selectNodes>, blacklist: string[] } {
+    const config = this.#settlement.config!
+    const taskId = t.taskId
     const modelTask = tracked.model.tasks.find(x => x.id === t.task)!
     // on chain a node declares the task ids it takes (the program checks it at assignment)
     const keyHex = hex(taskKey(taskId))
@@ -359,35 +416,63 @@ export class ExecutionCoordinator {
     const accused = this.#executions.disputes?.accusedPeers() ?? new Set<string>()
     const pool = (verification ? candidates.filter(c => c.liveness?.roles?.includes('validator') === true) : candidates.filter(c => c.liveness?.roles === undefined || c.liveness.roles.includes('node')))
       .filter(c => !accused.has(c.peerId))
-    const payment = verification ? entry.price * BigInt(config.params.validatorRewardBps) / 10_000n : entry.price
-    const busy = this.#busyPeers(round.table)
+    const payment = verification ? price * BigInt(config.params.validatorRewardBps) / 10_000n : price
+    const busy = this.#busyPeers(round.table, reserved)
     const selection = selectNodes(pool, { taskId, vramBytes: modelTask.vramRequirement, gpu: 'optional', datasets, payment },
       seed, new Set(blacklist), { minStake: config.params.minStake, minStakeRatio: config.params.minStakeRatioBps / 10_000, busy }, Math.min(RANKED, MAX_RANKED))
-    if (selection.ranked.length === 0) {
-      const k = `none:${attemptKey(s.executionId, taskId, attempt)}:${round.round}`
-      if (!this.#reported.has(k)) {
-        this.#reported.add(k)
-        const reasons = Object.values(selection.excluded)
-        const waiting = reasons.some(r => r.startsWith('busy'))
-        // waiting for a busy node is normal under load; nobody eligible at all is what an operator must hear
-        this.#ctx.log[waiting ? 'debug' : 'warn']({ executionId: s.executionId, taskId, kind: verification ? 'verification' : 'primary', excluded: selection.excluded },
-          waiting ? 'the task waits for a free task slot' : verification ? 'no eligible validator for a sampled task' : 'no eligible node for a ready task')
-      }
-      return
+    return { selection, blacklist }
+  }
+
+  /**
+   * Slots taken by the tasks ahead of `task` in the committee's order (request slot, execution id,
+   * task id) that wait for an assignment with a known seed: each takes the node its own draw picks,
+   * in that order. Every member computes the same reservations from the same chain state, so a burst
+   * of ready tasks fills the free slots once instead of every task drawing the same idle node. The
+   * plan is computed once per slot and liveness round.
+   */
+  async #reserved (tracked: TrackedExecution, task: TaskRecord, round: NonNullable<ReturnType<CommitteeService['latestCertified']>>): Promise<Map<string, number>> {
+    const slot = this.#executions.currentSlot
+    if (this.#planCache?.slot !== slot || this.#planCache.round !== round.round) {
+      this.#planCache = { slot, round: round.round, before: await this.#plan(round) }
     }
-    const body = withDigest({
-      v: 1, oracle: this.#self, committeeEpoch: config.committeeEpoch.toString(), executionId: s.executionId, taskId, attempt, ballot,
-      kind: verification ? 'verification' : 'primary', node: selection.ranked[0]!, blacklist, seedSlot: Number(seedSlot), seed: hex(seed),
-      livenessRound: round.round, computeUnits: t.computeUnits, expirySlot: expiryOf(Number(seedSlot), ballot),
-      selection: { ranked: selection.ranked, eligible: selection.eligible.length }
-    }, publicKeyOfPeer, this.digestOf)
-    const data = encodeAssignmentVote(body, this.#ctx.genesisHash, b => this.#ctx.identity.sign(b))
-    this.#own.set(attemptKey(s.executionId, taskId, attempt), { ballot, body, checkedAt: Date.now() })
-    const own = this.validateVote(data, this.#self, Date.now())
-    if (own.result === 'accept') this.handleVote(own.value)
-    else this.#ctx.log.warn({ reason: own.reason }, 'own assignment vote does not validate')
-    await this.#ctx.gossip.publish('committee', data)
-    this.#ctx.log.debug({ executionId: s.executionId, taskId, attempt, ballot, node: body.node, seedSlot: body.seedSlot, livenessRound: body.livenessRound, eligible: selection.eligible.length, excluded: selection.excluded, slot: current, slotAgeMs: Date.now() - this.#executions.currentSlotSeenAt }, 'assignment vote published')
+    const own = this.#planCache.before.get(`${tracked.state.executionId}|${task.taskId}`)
+    if (own !== undefined) return own
+    // not in the plan (its seed was read after the plan was made): behind every planned task
+    return new Map(this.#planCache.before.get('') ?? [])
+  }
+
+  /** For every waiting task with a known seed, the reservations of the tasks ahead of it ('' = after all). */
+  async #plan (round: NonNullable<ReturnType<CommitteeService['latestCertified']>>): Promise<Map<string, Map<string, number>>> {
+    const waiting: Array<{ tracked: TrackedExecution, t: TaskRecord, seed: Uint8Array }> = []
+    for (const x of this.#executions.list()) {
+      const st = x.state
+      if (isTerminalStatus(st.status)) continue
+      for (const t of st.tasks) {
+        if (!(st.ready.includes(t.taskId) || (t.state === 'PENDING_VERIFICATION' && t.verifier === null))) continue
+        const known = this.#seedSlots.get(attemptKey(st.executionId, t.taskId, t.nextAttempt))
+        if (known?.slotHash === undefined) continue
+        waiting.push({ tracked: x, t, seed: attemptSeed({ genesisHash: Buffer.from(this.#ctx.genesisHash, 'hex'), executionId: executionKey(st.executionId), taskId: taskKey(t.taskId), attempt: t.nextAttempt, slot: known.seedSlot, slotHash: known.slotHash.hash }) })
+      }
+    }
+    const cmp = (a: { tracked: TrackedExecution, t: TaskRecord }, b: { tracked: TrackedExecution, t: TaskRecord }): number =>
+      a.tracked.state.requestSlot !== b.tracked.state.requestSlot
+        ? a.tracked.state.requestSlot - b.tracked.state.requestSlot
+        : a.tracked.state.executionId !== b.tracked.state.executionId
+          ? (a.tracked.state.executionId < b.tracked.state.executionId ? -1 : 1)
+          : (a.t.taskId < b.t.taskId ? -1 : a.t.taskId > b.t.taskId ? 1 : 0)
+    waiting.sort(cmp)
+    const before = new Map<string, Map<string, number>>()
+    const reserved = new Map<string, number>()
+    for (const w of waiting) {
+      before.set(`${w.tracked.state.executionId}|${w.t.taskId}`, new Map(reserved))
+      const onChain = await this.#executionAccount(w.tracked)
+      const entry = onChain?.tasks.find(x => hex(x.taskId) === hex(taskKey(w.t.taskId)))
+      if (entry === undefined) continue
+      const pick = this.#draw(w.tracked, w.t, w.seed, round, entry.price, reserved).selection.ranked[0]
+      if (pick !== undefined) reserved.set(pick, (reserved.get(pick) ?? 0) + 1)
+    }
+    before.set('', new Map(reserved))
+    return before
   }
 
   /**
@@ -396,8 +481,8 @@ export class ExecutionCoordinator {
    * from this oracle's execution states, which follow the chain; members that count differently for
    * a moment split their votes and meet again in the next ballot.
    */
-  #busyPeers (table: ReadonlyArray<{ peerId: string, capacity: { taskSlots: number } }>): Set<string> {
-    const open = new Map<string, number>()
+  #busyPeers (table: ReadonlyArray<{ peerId: string, capacity: { taskSlots: number } }>, reserved: ReadonlyMap<string, number> = new Map()): Set<string> {
+    const open = new Map<string, number>(reserved)
     const add = (peer: string): void => { open.set(peer, (open.get(peer) ?? 0) + 1) }
     for (const tracked of this.#executions.list()) {
       if (isTerminalStatus(tracked.state.status)) continue

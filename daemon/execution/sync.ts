@@ -10,6 +10,7 @@
  * JSON frame {"v":1,"messages":[<base64 of a signed execution-topic message>, ...]}.
  */
 import type { PeerId } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import type { BitflowLibp2p } from '../network/libp2p.js'
 import type { Logger } from '../logger.js'
@@ -71,6 +72,14 @@ export class ExecutionSync {
       }
     }
     return ingested
+  }
+
+  /**
+   * Asks one peer by id: the node that revealed a result holds its own signed completion even when
+   * the gossip carrying it never reached this daemon (a peer that scored the node down drops it).
+   */
+  async pullFromPeer (peerId: string, options: { signal?: AbortSignal } = {}): Promise<number> {
+    return await this.#pullFrom(peerIdFromString(peerId), options.signal)
   }
 
   async #pullFrom (peer: PeerId, outer?: AbortSignal): Promise<number> {

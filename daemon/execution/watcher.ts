@@ -29,6 +29,8 @@ export interface WatcherDeps {
   settlement: () => SettlementService
   programId: PublicKey
   log: Logger
+  /** the chain shows `node` revealed an attempt whose signed completion this daemon lacks */
+  missingCompletion?: (node: string, executionId: string) => void
 }
 
 /** The operator (peer id) of a node account, from the registry (refreshed once when unknown). */
@@ -166,7 +168,7 @@ export class ChainWatcher {
       const a = await this.#assignment(executionId, task.taskId, live)
       if (a === undefined || a.status !== AssignmentStatus.Revealed) return
       const body = this.#revealedCompletion(executionId, task.taskId, live, a.outputRoot)
-      if (body === undefined) return
+      if (body === undefined) { if (task.node !== null) this.#deps.missingCompletion?.(task.node, executionId); return }
       await executions.apply(executionId, { type: 'completed', at: now, taskId: task.taskId, attempt: live, node: body.node, outputs: body.outputs, outputRoot: body.outputRoot, startedAt: body.startedAtMs })
       await executions.apply(executionId, { type: 'sampled', at: now, taskId: task.taskId, attempt: live, sampled: false })
       return
@@ -189,7 +191,7 @@ export class ChainWatcher {
       const a = await this.#assignment(executionId, task.taskId, live)
       if (a === undefined || a.status !== AssignmentStatus.Revealed) return
       const body = this.#revealedCompletion(executionId, task.taskId, live, a.outputRoot)
-      if (body === undefined) return
+      if (body === undefined) { if (task.node !== null) this.#deps.missingCompletion?.(task.node, executionId); return }
       await executions.apply(executionId, { type: 'verified', at: now, taskId: task.taskId, attempt: live, outcome: 'match', outputs: body.outputs, outputRoot: body.outputRoot, reason: 're-execution by a validator agreed' })
       return
     }

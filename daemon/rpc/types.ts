@@ -194,7 +194,8 @@ export const TaskExecutionStatusSchema = Type.Object({
     ballot: Type.Integer()
   }), Type.Null()], { description: 'how the live (or last) primary attempt was drawn, when this daemon took part (oracles)' }),
   completionTime: NullableInt,
-  failures: Type.Array(Type.Object({ attempt: Type.Integer(), node: Type.String(), reason: Type.String(), at: Type.Integer() }))
+  failures: Type.Array(Type.Object({ attempt: Type.Integer(), node: Type.String(), reason: Type.String(), at: Type.Integer() })),
+  waiting: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: 'why the task has no assignment yet (its dependencies; on an oracle, the seed, the eligible nodes or the quorum it waits for); null when it is not waiting' }))
 })
 
 export const ModelExecutionStatusSchema = Type.Object({

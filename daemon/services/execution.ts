@@ -41,6 +41,8 @@ const SLOT_POLL_MS = 250
 const WATCH_MS = 1000
 const SYNC_FIRST_MS = 3000
 const SYNC_EVERY_MS = 20_000
+/** a node whose revealed result lacks its completion is asked directly at most this often */
+const ASK_NODE_EVERY_MS = 3000
 /** finished executions are handed to peers catching up for this long */
 const SYNC_FINISHED_MS = 10 * 60_000
 const RAW_PREFIX = '/bitflow/execution-messages'
@@ -101,6 +103,7 @@ export class ExecutionService implements DaemonService {
   #slot = 0
   #slotTimer: NodeJS.Timeout | undefined
   #slotSeenAt = 0
+  readonly #askedAt = new Map<string, number>()
   #slotSubscription: { connection: Connection, id: number } | undefined
   #watchTimer: NodeJS.Timeout | undefined
   #stopped = false
@@ -137,7 +140,10 @@ export class ExecutionService implements DaemonService {
         validate: (data, from, nowMs) => coordinator.validateVote(data, from, nowMs),
         handle: vote => { if (this.#isOracle) coordinator.handleVote(vote) }
       })
-      this.#watcher = new ChainWatcher({ executions: this, settlement: () => this.#settlement(), programId: new PublicKey(ctx.options.programId), log: ctx.log })
+      this.#watcher = new ChainWatcher({
+        executions: this, settlement: () => this.#settlement(), programId: new PublicKey(ctx.options.programId), log: ctx.log,
+        missingCompletion: (node, executionId) => { this.#askNode(node, executionId) }
+      })
       if (ctx.options.roles.includes('node') || ctx.options.roles.includes('validator')) {
         this.#runner = new NodeTaskRunner({
           ctx,
@@ -153,6 +159,17 @@ export class ExecutionService implements DaemonService {
     }
     this.disputes = new DisputeResolver(ctx, this)
     this.#registerRpc()
+  }
+
+  /** Pulls a node's signed messages directly when the chain shows a result of it that gossip did not bring (at most every few seconds per node). */
+  #askNode (node: string, executionId: string): void {
+    const now = Date.now()
+    if (node === this.#ctx.identity.peerId.toString() || now - (this.#askedAt.get(node) ?? 0) < ASK_NODE_EVERY_MS) return
+    if (this.#askedAt.size > 1024) this.#askedAt.clear()
+    this.#askedAt.set(node, now)
+    this.#sync.pullFromPeer(node, { signal: this.#ctx.signal })
+      .then(n => { this.#ctx.log.info({ node, executionId, messages: n }, 'asked a node directly for a completion revealed on chain that gossip did not bring') })
+      .catch(err => { this.#ctx.log.debug({ err, node, executionId }, 'asking a node for its completion failed') })
   }
 
   get currentSlot (): number { return this.#slot }
@@ -563,7 +580,23 @@ export class ExecutionService implements DaemonService {
   status (executionId: string): Record<string, unknown> {
     const tracked = this.#executions.get(executionId)
     if (tracked === undefined) throw new RpcError(RpcErrorCode.NotFound, `unknown execution '${executionId}'`)
-    return { ...executionStatus(tracked.state), requestSlot: tracked.state.requestSlot, account: tracked.account === '' ? null : tracked.account }
+    const base = executionStatus(tracked.state)
+    const s = tracked.state
+    // why a task has no assignment: its dependencies from the state; the rest as this oracle's coordinator sees it
+    const taskStatuses = base.taskStatuses.map(t => {
+      const task = s.tasks.find(x => x.taskId === t.taskId)!
+      let waiting: string | null = null
+      if (!isTerminalStatus(s.status)) {
+        if (s.ready.includes(t.taskId) || (task.state === 'PENDING_VERIFICATION' && task.verifier === null)) {
+          waiting = this.coordinator?.waitingReason(executionId, t.taskId) ?? (this.#isOracle ? 'not looked at by the committee yet' : 'waiting for the committee (ask an oracle\'s daemon for details)')
+        } else if (task.state === 'UNASSIGNED') {
+          const open = task.dependencies.filter(d => s.tasks.find(x => x.task === d)?.state !== 'VERIFIED')
+          if (open.length > 0) waiting = `waiting for task${open.length > 1 ? 's' : ''} ${open.join(', ')} to be verified`
+        }
+      }
+      return { ...t, waiting }
+    })
+    return { ...base, taskStatuses, requestSlot: tracked.state.requestSlot, account: tracked.account === '' ? null : tracked.account }
   }
 
   /** Cancels an execution this daemon requested: refunds the tasks not assigned yet, then records the cancellation. */

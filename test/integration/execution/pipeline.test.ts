@@ -20,7 +20,7 @@ let requester: BitflowClient
 let demo: PreparedDemo
 const byName = (name: string): TestnetDaemon => (net.load() ?? file!).daemons.find(d => d.name === name)!
 
-interface TaskStatus { taskId: string, task: number, status: string, attempt: number | null, assignedNode: string | null, blacklist: string[], failures: Array<{ attempt: number, node: string, reason: string }> }
+interface TaskStatus { taskId: string, task: number, status: string, attempt: number | null, assignedNode: string | null, blacklist: string[], failures: Array<{ attempt: number, node: string, reason: string }>, waiting?: string | null }
 interface Status { overallStatus: string, taskStatuses: TaskStatus[], outputUris: Record<string, string | null>, reason: string | null }
 interface Transition { executionId: string, scope: string, from: string, to: string, taskId?: string, attempt?: number | null, node?: string | null, reason?: string }
 
@@ -125,7 +125,11 @@ describe('an execution from request to verified output', () => {
         const until = Date.now() + 50_000
         while (Date.now() < until) {
           expect(await connection.getAccountInfo(taskState, 'confirmed'), 'no assignment settled with 2 of 4 oracles').toBeNull()
-          expect((await status('pipe-two-down')).taskStatuses[0]!.status).toBe('UNASSIGNED')
+          const waiting = (await status('pipe-two-down')).taskStatuses
+          expect(waiting[0]!.status).toBe('UNASSIGNED')
+          // the requester's oracle says why: its vote waits for a quorum (or the seed is being refreshed)
+          expect(waiting[0]!.waiting, JSON.stringify(waiting[0])).toMatch(/quorum|seed/)
+          expect(waiting[1]!.waiting).toBe('waiting for task 1 to be verified')
           await new Promise(resolve => setTimeout(resolve, 1000))
         }
       }
