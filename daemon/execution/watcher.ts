@@ -152,6 +152,16 @@ export class ChainWatcher {
       await executions.apply(executionId, { type: 'assigned', at: now, taskId: task.taskId, attempt: live, node, kind: 'primary', deadlineAt: Number(a.deadline) * 1000 })
       return
     }
+    // this daemon missed the end of its current attempt (it was stopped, or the gossip was lost) while
+    // the chain moved on to a later one: record that attempt's failure, and the next step applies the
+    // newer assignment
+    if (task.state === 'ASSIGNED' && task.attempt !== null && live > task.attempt) {
+      const old = await this.#assignment(executionId, task.taskId, task.attempt)
+      if (old !== undefined && old.status === AssignmentStatus.Failed) {
+        await executions.apply(executionId, { type: 'deadline', at: Math.max(now, task.deadlineAt ?? 0), taskId: task.taskId, attempt: task.attempt, ...executions.failureNote(executionId, task.taskId, task.attempt) })
+      }
+      return
+    }
     if (task.attempt !== live) return
     if (task.state === 'ASSIGNED') {
       if (chain.status === TaskStatus.Failed) {
