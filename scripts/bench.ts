@@ -7,6 +7,7 @@ import { benchSettlement } from './bench/settlement.js'
 import { benchLiveness } from './bench/liveness.js'
 import { benchSandbox } from './bench/sandbox.js'
 import { benchExecution } from './bench/execution.js'
+import { benchPosp } from './bench/posp.js'
 
 /** Every benchmark, by name. `npm run bench` runs them all; `npm run bench -- NAME...` runs some. */
 const BENCHES: Record<string, () => Promise<BenchResult>> = {
@@ -15,6 +16,7 @@ const BENCHES: Record<string, () => Promise<BenchResult>> = {
   settlement: async () => await benchSettlement(),
   liveness: async () => await benchLiveness(),
   execution: async () => await benchExecution(),
+  posp: async () => await benchPosp(),
   sandbox: async () => {
     const r = await benchSandbox()
     return {
@@ -38,10 +40,19 @@ if (unknown.length > 0) {
 }
 const names = requested.length > 0 ? requested : Object.keys(BENCHES)
 const results: BenchResult[] = []
+let failed = 0
 for (const name of names) {
   console.error(`bench: running ${name}`)
-  results.push(await BENCHES[name]!())
+  try {
+    results.push(await BENCHES[name]!())
+  } catch (err) {
+    // one broken benchmark must not cost the figures of the others: reported, and the exit code says so
+    failed++
+    console.error(`bench: ${name} failed: ${(err as Error).stack ?? String(err)}`)
+    results.push({ bench: name, figures: [], notes: [`FAILED: ${(err as Error).message}`] })
+  }
 }
 const { markdown, json } = writeReport(join(projectRoot(), '.bench'), results)
 console.log(toMarkdown(results))
 console.error(`bench: wrote ${markdown} and ${json}`)
+if (failed > 0) process.exitCode = 1

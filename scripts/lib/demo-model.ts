@@ -151,7 +151,7 @@ export interface DemoModel {
 const spec = (name: string, features: number): TensorSpec => ({ name, dimensions: ['batch', String(features)], shape: [DEMO_ROWS, features], dtype: 'float32' })
 
 /** The demo model for a taskpack CID: definition, id, the files it needs, and its reference output. */
-export function buildDemoModel (taskpackCid: string, seed = DEMO_SEED): DemoModel {
+export function buildDemoModel (taskpackCid: string, seed = DEMO_SEED, computeUnits = DEMO_COMPUTE_UNITS): DemoModel {
   const { layers, x } = demoParameters(seed)
   const file = (name: string, tensors: Record<string, Tensor>): DemoFile => {
     const bytes = encodeSafetensors(tensors)
@@ -174,7 +174,7 @@ export function buildDemoModel (taskpackCid: string, seed = DEMO_SEED): DemoMode
       id: l.task,
       description: `dense ${l.inFeatures} -> ${l.outFeatures}, ${l.activation}`,
       taskpack: taskpackCid,
-      computeUnits: DEMO_COMPUTE_UNITS,
+      computeUnits,
       vramRequirement: 0,
       inputs: [spec(l.input, l.inFeatures)],
       outputs: [spec(l.output, l.outFeatures)],
@@ -221,9 +221,9 @@ export interface PreparedDemo {
  * registers the model, and returns what an execution request needs with the reference output.
  * Throws if the daemon's CIDs differ from the ones computed here.
  */
-export async function prepareDemo (client: BitflowClient, options: { taskpackDir?: string, seed?: number } = {}): Promise<PreparedDemo> {
+export async function prepareDemo (client: BitflowClient, options: { taskpackDir?: string, seed?: number, computeUnits?: number } = {}): Promise<PreparedDemo> {
   const published = await client.call<PublishTaskpackResult>('bitflow_publishTaskpack', [options.taskpackDir ?? demoTaskpackDir()])
-  const demo = buildDemoModel(published.record.cid, options.seed)
+  const demo = buildDemoModel(published.record.cid, options.seed, options.computeUnits)
   for (const f of [...demo.weights, demo.input]) {
     const put = await client.call<PutTensorResult>('bitflow_putTensor', [{ safetensorsBase64: Buffer.from(f.bytes).toString('base64') }])
     if (put.uri !== f.uri) throw new Error(`the daemon stored ${f.name} as ${put.uri}, expected ${f.uri}`)
