@@ -203,9 +203,13 @@ export class ExecutionCoordinator {
       const s = tracked.state
       if (s.status === 'completed' || s.status === 'failed' || s.status === 'cancelled') continue
       for (const t of s.tasks) {
-        if (t.state !== 'ASSIGNED' || t.attempt === null || t.deadlineAt === null || Date.now() < t.deadlineAt + EXPIRE_GRACE_MS) continue
-        const attempt = t.attempt
-        this.#background(`expire:${attemptKey(s.executionId, t.taskId, attempt)}`, () => this.#maybeExpire(tracked, t.taskId, attempt), 'expiring an attempt failed')
+        // a verifier that does not commit in time is expired too, or its task would wait for it forever
+        const v = t.state === 'PENDING_VERIFICATION' ? t.verifier : null
+        const due = t.state === 'ASSIGNED' && t.attempt !== null && t.deadlineAt !== null
+          ? { attempt: t.attempt, deadlineAt: t.deadlineAt }
+          : v !== null ? { attempt: v.attempt, deadlineAt: v.deadlineAt } : undefined
+        if (due === undefined || Date.now() < due.deadlineAt + EXPIRE_GRACE_MS) continue
+        this.#background(`expire:${attemptKey(s.executionId, t.taskId, due.attempt)}`, () => this.#maybeExpire(tracked, t.taskId, due.attempt), 'expiring an attempt failed')
       }
       // ready tasks get a primary assignment; sampled tasks without a live verifier get a verification
       const wanted = [...s.ready, ...s.tasks.filter(x => x.state === 'PENDING_VERIFICATION' && x.verifier === null).map(x => x.taskId)]
@@ -238,8 +242,10 @@ export class ExecutionCoordinator {
       if (await this.#checkSettled(tracked, taskId, t.nextAttempt)) return
       const own = this.#own.get(key)
       if (own === undefined) await this.#vote(tracked, taskId, 0)
-      // a split shows once the votes are in: the next ballot follows at once, not at the recheck
-      else if (Date.now() - own.checkedAt >= RECHECK_MS || this.#collectorOf()?.tally(s.executionId, taskId, t.nextAttempt, own.ballot).status === 'split') {
+      // a split shows once the votes are in: after the first ballot of a seed the next follows at
+      // once (members that straddled a round boundary); later splits wait for the recheck, so that
+      // members whose views differ for longer do not burn through the seed's ballots in a second
+      else if (Date.now() - own.checkedAt >= RECHECK_MS || (own.ballot === ballotBase(own.body.seedSlot) && this.#collectorOf()?.tally(s.executionId, taskId, t.nextAttempt, own.ballot).status === 'split')) {
         own.checkedAt = Date.now()
         const stale = await this.#staleBallot(tracked, taskId, own)
         if (stale !== undefined) {
@@ -388,7 +394,7 @@ export class ExecutionCoordinator {
    * asserter), accused parties and nodes without a free slot (open assignments, plus `reserved` by
    * tasks ahead) left out.
    */
-  #draw (tracked: TrackedExecution, t: TaskRecord, seed: Uint8Array, round: NonNullable<ReturnType<CommitteeService['latestCertified']>>, price: bigint, reserved: Map<string, number>): { selection: ReturnType<typeof selectNodes>, blacklist: string[] } {
+  #draw (tracked: TrackedExecution, t: TaskRecord, seed: Uint8Array, round: NonNullable<ReturnType<CommitteeService['latestCertified']>>, price: bigint, reserved: Map<string, number>, open = this.#openAssignments()): { selection: ReturnType<typeof selectNodes>, blacklist: string[] } {
     const config = this.#settlement.config!
     const taskId = t.taskId
     const modelTask = tracked.model.tasks.find(x => x.id === t.task)!
@@ -417,7 +423,7 @@ export class ExecutionCoordinator {
     const pool = (verification ? candidates.filter(c => c.liveness?.roles?.includes('validator') === true) : candidates.filter(c => c.liveness?.roles === undefined || c.liveness.roles.includes('node')))
       .filter(c => !accused.has(c.peerId))
     const payment = verification ? price * BigInt(config.params.validatorRewardBps) / 10_000n : price
-    const busy = this.#busyPeers(round.table, reserved)
+    const busy = this.#busyPeers(round.table, reserved, open)
     const selection = selectNodes(pool, { taskId, vramBytes: modelTask.vramRequirement, gpu: 'optional', datasets, payment },
       seed, new Set(blacklist), { minStake: config.params.minStake, minStakeRatio: config.params.minStakeRatioBps / 10_000, busy }, Math.min(RANKED, MAX_RANKED))
     return { selection, blacklist }
@@ -463,26 +469,22 @@ export class ExecutionCoordinator {
     waiting.sort(cmp)
     const before = new Map<string, Map<string, number>>()
     const reserved = new Map<string, number>()
+    const open = this.#openAssignments()
     for (const w of waiting) {
       before.set(`${w.tracked.state.executionId}|${w.t.taskId}`, new Map(reserved))
       const onChain = await this.#executionAccount(w.tracked)
       const entry = onChain?.tasks.find(x => hex(x.taskId) === hex(taskKey(w.t.taskId)))
       if (entry === undefined) continue
-      const pick = this.#draw(w.tracked, w.t, w.seed, round, entry.price, reserved).selection.ranked[0]
+      const pick = this.#draw(w.tracked, w.t, w.seed, round, entry.price, reserved, open).selection.ranked[0]
       if (pick !== undefined) reserved.set(pick, (reserved.get(pick) ?? 0) + 1)
     }
     before.set('', new Map(reserved))
     return before
   }
 
-  /**
-   * Peers whose task slots (as their certified heartbeat declares them) all hold open assignments:
-   * primary attempts assigned and not completed, verifications assigned and not revealed. Counted
-   * from this oracle's execution states, which follow the chain; members that count differently for
-   * a moment split their votes and meet again in the next ballot.
-   */
-  #busyPeers (table: ReadonlyArray<{ peerId: string, capacity: { taskSlots: number } }>, reserved: ReadonlyMap<string, number> = new Map()): Set<string> {
-    const open = new Map<string, number>(reserved)
+  /** Open assignments per peer: primary attempts assigned and not completed, verifications assigned and not revealed. */
+  #openAssignments (): Map<string, number> {
+    const open = new Map<string, number>()
     const add = (peer: string): void => { open.set(peer, (open.get(peer) ?? 0) + 1) }
     for (const tracked of this.#executions.list()) {
       if (isTerminalStatus(tracked.state.status)) continue
@@ -491,6 +493,18 @@ export class ExecutionCoordinator {
         if (t.state === 'PENDING_VERIFICATION' && t.verifier !== null) add(t.verifier.node)
       }
     }
+    return open
+  }
+
+  /**
+   * Peers whose task slots (as their certified heartbeat declares them) all hold open assignments
+   * (plus the slots `reserved` by tasks ahead). Counted
+   * from this oracle's execution states, which follow the chain; members that count differently for
+   * a moment split their votes and meet again in the next ballot.
+   */
+  #busyPeers (table: ReadonlyArray<{ peerId: string, capacity: { taskSlots: number } }>, reserved: ReadonlyMap<string, number>, openCounts: ReadonlyMap<string, number>): Set<string> {
+    const open = new Map<string, number>(openCounts)
+    for (const [peer, n] of reserved) open.set(peer, (open.get(peer) ?? 0) + n)
     const busy = new Set<string>()
     for (const e of table) if ((open.get(e.peerId) ?? 0) >= Math.max(1, e.capacity.taskSlots)) busy.add(e.peerId)
     return busy

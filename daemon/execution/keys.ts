@@ -1,7 +1,18 @@
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import { publicKeyFromRaw } from '@libp2p/crypto/keys'
 
+/** memoized: decoding the key checks the curve point, and the committee maps the whole registry per draw */
+const KEY_CACHE_LIMIT = 10_000
+const peerIds = new Map<string, string>()
+
 /** The libp2p peer id of a daemon from its 32-byte Ed25519 (Solana operator) key. */
 export function peerIdOfKey (key: Uint8Array): string {
-  return peerIdFromPublicKey(publicKeyFromRaw(key)).toString()
+  const hex = Buffer.from(key).toString('hex')
+  let id = peerIds.get(hex)
+  if (id === undefined) {
+    id = peerIdFromPublicKey(publicKeyFromRaw(key)).toString()
+    if (peerIds.size >= KEY_CACHE_LIMIT) peerIds.clear()
+    peerIds.set(hex, id)
+  }
+  return id
 }
