@@ -10,6 +10,7 @@ import { createTensor, encodeSafetensors, type Tensor } from '../../protocols/te
 import { addDaemonOptions, daemonCall, daemonClient, type DaemonFlags } from './daemon-client.js'
 import type { PublishTaskpackResult, ResolveTaskpackResult, RegistryEntryResult } from '../content/types.js'
 import { registerTaskpackRunCommand } from './taskpack-run.js'
+import { prng } from '../../protocols/prng.js' // a scaffold's sample inputs are the same bytes every time
 
 /**
  * `bitflowd taskpack init|validate|pack`: offline commands that work on a directory and never touch
@@ -42,17 +43,6 @@ async function guard<T> (fn: () => Promise<T>): Promise<T> {
 
 // ---- scaffold ----
 
-/** Small deterministic generator so a scaffold's sample inputs are the same bytes every time. */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function matrix (rows: number, cols: number, rand: () => number, scale: number[], offset: number[]): number[] {
   const out: number[] = []
