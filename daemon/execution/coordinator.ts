@@ -57,6 +57,8 @@ export function expiryOf (seedSlot: number, ballot: number): number {
 export const RANKED = 3
 /** fallback step period; steps run on every slot notification and vote anyway */
 const TICK_MS = 250
+/** finished executions' bookkeeping is dropped about once a minute */
+const PRUNE_EVERY_TICKS = 240
 /** how often an unsettled ballot is checked for expiry, a split, or a moved trigger slot */
 const RECHECK_MS = 1000
 /** a ballot this close to its expiry is replaced rather than submitted */
@@ -154,8 +156,26 @@ export class ExecutionCoordinator {
   }
 
   start (): void {
-    this.#timer = setInterval(() => { this.kick() }, TICK_MS)
+    let ticks = 0
+    this.#timer = setInterval(() => {
+      this.kick()
+      if (++ticks % PRUNE_EVERY_TICKS === 0) this.#prune()
+    }, TICK_MS)
     this.#timer.unref()
+  }
+
+  /** Drops the per-attempt bookkeeping of executions that ended (or are no longer tracked): a long-running oracle would otherwise keep it forever. */
+  #prune (): void {
+    const ended = (key: string): boolean => {
+      const executionId = key.replace(/^(expire|refresh):/, '').split('|')[0]!
+      const tracked = this.#executions.get(executionId)
+      return tracked === undefined || isTerminalStatus(tracked.state.status)
+    }
+    for (const m of [this.#own, this.#quorumAt, this.#lastSubmit, this.#seedSlots, this.#why, this.#announcements]) {
+      for (const key of m.keys()) if (ended(key)) m.delete(key)
+    }
+    for (const key of this.#settled) if (ended(key)) this.#settled.delete(key)
+    for (const key of this.#accounts.keys()) if (ended(key)) this.#accounts.delete(key)
   }
 
   stop (): void {
