@@ -31,7 +31,8 @@ export const SettlementParamsSchema = Type.Object({
   minStakeRatio: Type.Number({ minimum: 0, description: 'stake / payments in flight' }),
   seedDelaySlots: Type.Integer({ minimum: 1, maximum: 256, description: 'K' }),
   deadlineBaseSecs: Type.Integer({ minimum: 1 }),
-  deadlinePer100CuSecs: Type.Integer({ minimum: 0 })
+  deadlinePer100CuSecs: Type.Integer({ minimum: 0 }),
+  unverifiablePay: Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1, description: 'an unverifiable attempt (a dataset:// input no second validator holds) is paid this x the task price' })
 }, { additionalProperties: false })
 export type SettlementParams = Static<typeof SettlementParamsSchema>
 

@@ -4,8 +4,9 @@
  * and the host directory the outputs are copied to. The pack is written from the snapshot that was
  * checked, not re-read from the author's directory, so what ran is what was checked.
  */
-import { constants as C } from 'node:fs'
-import { chmod, copyFile, mkdir, mkdtemp, stat, writeFile } from 'node:fs/promises'
+import { constants as C, createWriteStream } from 'node:fs'
+import { chmod, copyFile, mkdir, mkdtemp, open, stat, writeFile } from 'node:fs/promises'
+import { pipeline } from 'node:stream/promises'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { checkRelativePath, type CollectedTaskpack } from '../protocols/taskpack/pack.js'
@@ -17,8 +18,11 @@ import { wipeDir, type WipeResult } from './wipe.js'
 export const SDK_COMMAND = ['python3', '-m', 'bitflow_sdk.run'] as const
 
 export interface StageJob {
-  /** input name -> a host file to copy, or named bytes (e.g. a sample input from the snapshot) */
-  inputs: Record<string, string | { file: string, bytes: Uint8Array }>
+  /**
+   * input name -> a host file to copy, named bytes (e.g. a sample input from the snapshot), or a
+   * directory tree (a node-local dataset): its listed regular files, copied under the input's directory
+   */
+  inputs: Record<string, string | { file: string, bytes: Uint8Array } | { tree: string, files: readonly string[] }>
   params?: Record<string, unknown>
   /** 0 .. 2^32-1: the task's only randomness */
   seed: number
@@ -84,6 +88,16 @@ export async function stageRun (collected: Pick<CollectedTaskpack, 'entries' | '
         await copyFile(source, join(inputsDir, name, file), C.COPYFILE_EXCL)
         await chmod(join(inputsDir, name, file), 0o644)
         jobInputs[name] = `${name}/${file}`
+      } else if ('tree' in source) {
+        const top = join(inputsDir, name, 'data')
+        await mkdir(top, { mode: 0o755 })
+        for (const rel of source.files) {
+          const segs = checkRelativePath(rel)
+          const target = join(top, ...segs)
+          await mkdir(dirname(target), { recursive: true, mode: 0o755 })
+          await copyRegularFile(join(source.tree, ...segs), target)
+        }
+        jobInputs[name] = `${name}/data`
       } else {
         const file = safeFileName(basename(source.file))
         await writeExclusive(join(inputsDir, name, file), source.bytes)
@@ -113,6 +127,20 @@ export async function stageRun (collected: Pick<CollectedTaskpack, 'entries' | '
 /** Staged inputs keep their file name (tasks may look at the extension) when it is a plain one. */
 function safeFileName (name: string): string {
   return /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(name) ? name : `input${/\.[A-Za-z0-9]{1,16}$/.exec(name)?.[0] ?? ''}`
+}
+
+/** Copies a regular file without following a link at its last component (a dataset holds none). */
+async function copyRegularFile (from: string, to: string): Promise<void> {
+  const fh = await open(from, C.O_RDONLY | C.O_NOFOLLOW).catch((err: NodeJS.ErrnoException) => {
+    throw new SandboxJobError(`input file ${from} cannot be read (${err.code ?? err.message}); a dataset holds only regular files`)
+  })
+  try {
+    if (!(await fh.stat()).isFile()) throw new SandboxJobError(`input file ${from} is not a regular file`)
+    await pipeline(fh.createReadStream({ autoClose: false }), createWriteStream(to, { flags: 'wx', mode: 0o644 }))
+    await chmod(to, 0o644)
+  } finally {
+    await fh.close()
+  }
 }
 
 async function writeExclusive (path: string, bytes: Uint8Array): Promise<void> {

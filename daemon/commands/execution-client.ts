@@ -95,7 +95,7 @@ export function describeStatus (s: ExecutionStatus): string {
   const lines = [`execution ${s.id}: ${s.overallStatus}${s.reason !== null ? ` (${s.reason})` : ''}`, `  model ${s.modelId}, fee ${s.fee}, requested at slot ${s.requestSlot}${s.account !== null ? `, account ${s.account}` : ''}`]
   for (const t of s.taskStatuses) {
     const outs = Object.entries(t.outputUris).map(([k, v]) => `${k}=${v}`).join(' ')
-    lines.push(`  task ${t.task}  ${t.status.padEnd(20)} ${t.attempt !== null ? `attempt ${t.attempt}` : ''}${t.assignedNode !== null ? ` node ${t.assignedNode}` : ''}${outs !== '' ? `  ${outs}` : ''}`)
+    lines.push(`  task ${t.task}  ${t.status.padEnd(20)} ${t.attempt !== null ? `attempt ${t.attempt}` : ''}${t.assignedNode !== null ? ` node ${t.assignedNode}` : ''}${t.unverifiable ? ' (unverifiable: no second node holds its dataset; not sampled, paid less)' : ''}${outs !== '' ? `  ${outs}` : ''}`)
     for (const f of t.failures) lines.push(`      attempt ${f.attempt} failed on ${f.node}: ${f.reason}`)
   }
   for (const [name, uri] of Object.entries(s.outputUris)) lines.push(`  output ${name}: ${uri ?? '(not yet)'}`)

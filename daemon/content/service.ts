@@ -1,6 +1,6 @@
-import { open as openFile, rename, unlink } from 'node:fs/promises'
+import { open as openFile, rename, stat, unlink } from 'node:fs/promises'
 import { constants as fsc } from 'node:fs'
-import { isAbsolute } from 'node:path'
+import { dirname, isAbsolute } from 'node:path'
 import { Type, type TSchema } from '@sinclair/typebox'
 import { CID } from 'multiformats/cid'
 import type { ServiceContext, DaemonService } from '../services/service.js'
@@ -8,16 +8,17 @@ import { param, type RpcRegistry } from '../rpc/registry.js'
 import type { SubscriptionHub } from '../rpc/subscriptions.js'
 import { RpcError, RpcErrorCode, invalidParams } from '../rpc/errors.js'
 import type { Logger } from '../logger.js'
+import { BitflowError } from '../errors.js'
 import { blocksProtocol } from '../../protocols/names.js'
 import { decodeSafetensors, SafetensorsError } from '../../protocols/tensor/safetensors.js'
 import { prepareModel, decodeModel, ModelError, type ContentRef } from '../../protocols/model.js'
 import { parseNameVersion, RegistryRecordError, datasetProviderCid } from '../../protocols/content/registry.js'
-import { parseDatasetUri, DATASET_URI_PREFIX } from '../../protocols/content/dataset.js'
+import { datasetId, parseDatasetUri, DATASET_URI_PREFIX } from '../../protocols/content/dataset.js'
 import { CODEC_RAW, verifyBlock } from '../../protocols/content/blocks.js'
 import { ContentStore } from './store.js'
 import { BlockTransfer, TransferError, type TransferEvent } from './transfer.js'
 import { TaskpackRegistry, RegistryRecords, RegistryError } from './registry.js'
-import { DatasetIndex, addDataset, type DatasetRecord } from './datasets.js'
+import { DatasetIndex, addDataset, scanDataset, type DatasetRecord } from './datasets.js'
 import {
   PublishTaskpackResult, ResolveTaskpackResult, RegistryEntrySchema, PutTensorResult, GetTensorResult, FetchResultSchema, ContentStat,
   PinEntry, GcResult, DatasetRecordSchema, RegisterModelResult, GetModelResult, TransferEventSchema,
@@ -107,6 +108,21 @@ export class ContentService implements DaemonService {
   /** Dataset ids this node holds (for heartbeats); never the data. */
   datasets (): string[] {
     return this.#datasets.records.map(r => r.id)
+  }
+
+  /**
+   * A dataset this node holds, for a task that reads it in this node's sandbox: its root and files,
+   * re-hashed now so a dataset changed on disk since it was registered is refused (its id would name
+   * other data).
+   */
+  async localDataset (uri: string, signal?: AbortSignal): Promise<{ root: string, isFile: boolean, files: string[] }> {
+    const id = parseDatasetUri(uri)
+    const record = (await this.#datasets.refresh()).find(r => r.id === id)
+    if (record === undefined) throw new BitflowError('ERR_DATASET_NOT_HELD', `this node does not hold ${uri}; a dataset:// task runs only on a node that registered it (bitflowd dataset add)`)
+    const scanned = await scanDataset(record.path, signal !== undefined ? { signal } : {})
+    if (datasetId(scanned.files) !== id) throw new BitflowError('ERR_DATASET_CHANGED', `dataset '${record.name}' at ${record.path} changed since it was registered as ${uri}; register it again (its id changes with its content)`)
+    const isFile = (await stat(scanned.root)).isFile()
+    return { root: isFile ? dirname(scanned.root) : scanned.root, isFile, files: scanned.files.map(f => f.path) }
   }
 
   async start (): Promise<void> {

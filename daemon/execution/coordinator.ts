@@ -19,14 +19,14 @@ import {
   assign, assignmentAddress, assignmentDigest, attemptSeed, blacklistHash, canonicalBlacklist, decodeAssignment, decodeTaskState,
   decodeExecution, ed25519Instruction, executionAddress, expire, refreshSeed, SEED_STALE_SLOTS, nodeAddress, taskStateAddress, AssignmentKind, AssignmentStatus, NodeStatus, type ExecutionAccount
 } from '../../programs/client/index.js'
-import { selectNodes, type Candidate } from '../../protocols/execution/selection.js'
+import { datasetVerifiers, selectNodes, type Candidate } from '../../protocols/execution/selection.js'
 import { VoteCollector, attemptKey, submitSchedule } from '../../protocols/execution/votes.js'
 import {
-  withDigest, encodeAssignmentVote, encodeExecutionMessage, validateAssignmentVote, ASSIGNMENT_NOTICE_KIND, MAX_RANKED,
+  withDigest, encodeAssignmentVote, encodeExecutionMessage, validateAssignmentVote, ASSIGNMENT_NOTICE_KIND, ASSIGNMENT_ROLE, MAX_RANKED,
   type AssignmentDigestFn, type AssignmentVote, type AssignmentVoteBody
 } from '../../protocols/execution/messages.js'
 import { executionKey, taskKey } from '../../protocols/execution/ids.js'
-import { isTerminalStatus, type TaskRecord } from '../../protocols/execution/state.js'
+import { isTerminalStatus, type AssignedKind, type TaskRecord } from '../../protocols/execution/state.js'
 import { ed25519Verify } from '../../protocols/ed25519.js'
 import type { Verdict } from '../../protocols/validation.js'
 import type { ServiceContext } from '../services/service.js'
@@ -35,7 +35,7 @@ import type { CommitteeService } from '../services/committee.js'
 import type { ExecutionService, TrackedExecution } from '../services/execution.js'
 import { publicKeyOfPeer } from '../services/liveness.js'
 import { operatorKeypair, readExecution, sendTransaction, slotHashIn, SLOT_HASHES_SYSVAR, type SlotHashEntry } from './chain.js'
-import { peerIdOfKey } from './keys.js'
+import { assignedKindOf, peerIdOfKey } from './keys.js'
 
 /** a vote expires this many slots after its seed slot (per ballot) */
 export const EXPIRY_WINDOW_SLOTS = 150
@@ -95,7 +95,7 @@ export class ExecutionCoordinator {
   /** why each ready task (execution|task) has no assignment yet */
   readonly #why = new Map<string, string>()
   /** settled assignments by attempt key, for the announcement */
-  readonly #announcements = new Map<string, { node: string, kind: 'primary' | 'verification', deadlineMs: number, assignedSlot: number }>()
+  readonly #announcements = new Map<string, { node: string, kind: AssignedKind, deadlineMs: number, assignedSlot: number }>()
   /** the latest seed slot (and its SlotHashes entry, once it exists) read per attempt key */
   readonly #seedSlots = new Map<string, { seedSlot: bigint, slotHash: SlotHashEntry | undefined, readAt: number }>()
 
@@ -377,7 +377,7 @@ export class ExecutionCoordinator {
     const verification = t.state === 'PENDING_VERIFICATION'
     // tasks ahead of this one in the committee's order take the free slots first (see #reserved)
     const reserved = await this.#reserved(tracked, t, round)
-    const { selection, blacklist } = this.#draw(tracked, t, seed, round, entry.price, reserved)
+    const { selection, blacklist, candidates, datasets } = this.#draw(tracked, t, seed, round, entry.price, reserved)
     if (selection.ranked.length === 0) {
       const summary = Object.entries(selection.excluded).map(([p, r]) => `${p}: ${r}`).join('; ')
       this.#wait(s.executionId, taskId, `no eligible ${verification ? 'validator' : 'node'} in liveness round ${round.round}${summary !== '' ? ` (${summary})` : ' (no registered candidates)'}`)
@@ -392,9 +392,15 @@ export class ExecutionCoordinator {
       }
       return
     }
+    // a dataset:// task that no other validator holds the dataset for can never be re-executed: it is
+    // assigned as unverifiable (never sampled, never slashed, paid less), from the same round every
+    // member draws from, so members agree on the kind as they agree on the node
+    let kind: AssignedKind = verification ? 'verification' : 'primary'
+    if (!verification && datasets.length > 0 &&
+      datasetVerifiers(candidates, { taskId, datasets }, selection.ranked[0]!, new Set(blacklist), config.params.minStake).length === 0) kind = 'unverifiable'
     const body = withDigest({
       v: 1, oracle: this.#self, committeeEpoch: config.committeeEpoch.toString(), executionId: s.executionId, taskId, attempt, ballot,
-      kind: verification ? 'verification' : 'primary', node: selection.ranked[0]!, blacklist, seedSlot: Number(seedSlot), seed: hex(seed),
+      kind, node: selection.ranked[0]!, blacklist, seedSlot: Number(seedSlot), seed: hex(seed),
       livenessRound: round.round, computeUnits: t.computeUnits, expirySlot: expiryOf(Number(seedSlot), ballot),
       selection: { ranked: selection.ranked, eligible: selection.eligible.length }
     }, publicKeyOfPeer, this.digestOf)
@@ -414,7 +420,7 @@ export class ExecutionCoordinator {
    * asserter), accused parties and nodes without a free slot (open assignments, plus `reserved` by
    * tasks ahead) left out.
    */
-  #draw (tracked: TrackedExecution, t: TaskRecord, seed: Uint8Array, round: NonNullable<ReturnType<CommitteeService['latestCertified']>>, price: bigint, reserved: Map<string, number>, open = this.#openAssignments()): { selection: ReturnType<typeof selectNodes>, blacklist: string[] } {
+  #draw (tracked: TrackedExecution, t: TaskRecord, seed: Uint8Array, round: NonNullable<ReturnType<CommitteeService['latestCertified']>>, price: bigint, reserved: Map<string, number>, open = this.#openAssignments()): { selection: ReturnType<typeof selectNodes>, blacklist: string[], candidates: Candidate[], datasets: string[] } {
     const config = this.#settlement.config!
     const taskId = t.taskId
     const modelTask = tracked.model.tasks.find(x => x.id === t.task)!
@@ -446,7 +452,7 @@ export class ExecutionCoordinator {
     const busy = this.#busyPeers(round.table, reserved, open)
     const selection = selectNodes(pool, { taskId, vramBytes: modelTask.vramRequirement, gpu: 'optional', datasets, payment },
       seed, new Set(blacklist), { minStake: config.params.minStake, minStakeRatio: config.params.minStakeRatioBps / 10_000, busy }, Math.min(RANKED, MAX_RANKED))
-    return { selection, blacklist }
+    return { selection, blacklist, candidates, datasets }
   }
 
   /**
@@ -625,7 +631,7 @@ export class ExecutionCoordinator {
       const blacklist = canonicalBlacklist(b.blacklist.map(p => publicKeyOfPeer(p)!))
       const ed = ed25519Instruction(Buffer.from(quorum.digest, 'hex'), quorum.signatures.map(x => ({ publicKey: new PublicKey(publicKeyOfPeer(x.oracle)!), signature: x.signature })))
       const ix = assign({
-        programId, payer: operatorKeypair(this.#ctx.identity).publicKey, config, execution, taskId: taskKey(taskId), attempt, kind: b.kind === 'verification' ? AssignmentKind.Verification : AssignmentKind.Primary,
+        programId, payer: operatorKeypair(this.#ctx.identity).publicKey, config, execution, taskId: taskKey(taskId), attempt, kind: ASSIGNMENT_ROLE[b.kind] as AssignmentKind,
         node: nodeAddress(programId, config, nodeKey)[0], livenessRound: BigInt(b.livenessRound), expirySlot: BigInt(b.expirySlot), blacklist
       })
       const startedAt = Date.now()
@@ -666,7 +672,7 @@ export class ExecutionCoordinator {
     if (operator === undefined) throw new Error(`assignment names node account ${a.node.toBase58()}, which is not in the registry`)
     const node = peerIdOfKey(operator.toBytes())
     const deadlineMs = Number(a.deadline) * 1000
-    const kind = a.kind === AssignmentKind.Verification ? 'verification' as const : 'primary' as const
+    const kind = assignedKindOf(a.kind)
     await this.#executions.apply(s.executionId, { type: 'assigned', at: Date.now(), taskId, attempt, node, kind, deadlineAt: deadlineMs, ...(selection !== undefined ? { selection } : {}) })
     // this oracle's own assign transaction is in flight: its sender announces the result
     if (this.#inFlight.has(key)) this.#announcements.set(key, { node, kind, deadlineMs, assignedSlot: Number(a.assignedSlot) })

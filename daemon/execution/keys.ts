@@ -1,5 +1,7 @@
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import { publicKeyFromRaw } from '@libp2p/crypto/keys'
+import { AssignmentKind } from '../../programs/client/settlement.js'
+import type { AssignedKind } from '../../protocols/execution/state.js'
 
 /** memoized: decoding the key checks the curve point, and the committee maps the whole registry per draw */
 const KEY_CACHE_LIMIT = 10_000
@@ -15,4 +17,9 @@ export function peerIdOfKey (key: Uint8Array): string {
     peerIds.set(hex, id)
   }
   return id
+}
+
+/** An on-chain assignment's role as the execution state's kind. */
+export function assignedKindOf (role: AssignmentKind): AssignedKind {
+  return role === AssignmentKind.Verification ? 'verification' : role === AssignmentKind.Unverifiable ? 'unverifiable' : 'primary'
 }

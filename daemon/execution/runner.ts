@@ -22,7 +22,7 @@ import { Key } from 'interface-datastore'
 import { CID } from 'multiformats/cid'
 import {
   assignmentAddress, commit, decideSampling, decodeAssignment, decodeNode, decodeTaskState, executionAddress, nodeAddress, pay, reveal,
-  taskStateAddress, AssignmentStatus, NO_ATTEMPT, Sampling, TaskStatus, Verdict
+  taskStateAddress, AssignmentKind, AssignmentStatus, NO_ATTEMPT, Sampling, TaskStatus, Verdict
 } from '../../programs/client/index.js'
 import { compareOutputs, type PrecisionClass } from '../../protocols/execution/compare.js'
 import { createTensor, decodeSafetensors, encodeSafetensors, tensorValues, type Tensor } from '../../protocols/tensor/safetensors.js'
@@ -30,10 +30,11 @@ import { associatedTokenAddress, createAssociatedTokenAccountIdempotent } from '
 import { collectTaskpack } from '../../protocols/taskpack/pack.js'
 import { outputRoot, type CompletionBody, type FailureBody } from '../../protocols/execution/messages.js'
 import { executionKey, taskKey } from '../../protocols/execution/ids.js'
+import { DATASET_URI_PREFIX } from '../../protocols/content/dataset.js'
 import { authenticateTaskpack, defaultAuthPolicy, formatFinding, sandboxCapabilities, type PublisherRecord } from '../../sandbox/authenticate.js'
 import { parseManifest, MANIFEST_FILE } from '../../protocols/taskpack/manifest.js'
 import { SandboxRunner } from '../../sandbox/runner.js'
-import { stageRun } from '../../sandbox/stage.js'
+import { stageRun, type StageJob } from '../../sandbox/stage.js'
 import type { ServiceContext } from '../services/service.js'
 import type { SettlementService } from '../services/settlement.js'
 import type { ContentService } from '../content/service.js'
@@ -267,17 +268,20 @@ export class NodeTaskRunner {
     const committed = decodeAssignment((await connection.getAccountInfo(assignment, 'confirmed'))!.data)
     const params = this.#settlement.config?.params
     if (params === undefined) throw new Error('the settlement config is not loaded')
-    const decisionSlot = committed.commitSlot + BigInt(params.seedDelaySlots)
-    const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(120_000)])
-    while (BigInt(await connection.getSlot('confirmed')) <= decisionSlot) await sleep(SLOT_WAIT_MS, undefined, { signal })
     const taskState = taskStateAddress(programId, execution, taskId)[0]
+    // an unverifiable attempt is never sampled: it reveals at once
+    if (committed.kind !== AssignmentKind.Unverifiable) {
+      const decisionSlot = committed.commitSlot + BigInt(params.seedDelaySlots)
+      const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(120_000)])
+      while (BigInt(await connection.getSlot('confirmed')) <= decisionSlot) await sleep(SLOT_WAIT_MS, undefined, { signal })
+    }
     let state = decodeTaskState((await connection.getAccountInfo(taskState, 'confirmed'))!.data)
     if (state.sampling === Sampling.Undecided) {
       await sendTransaction(connection, [decideSampling({ programId, config, execution, taskId, assignment })], operator)
         .catch(err => { log.debug({ err }, 'deciding sampling failed (someone else may have)') })
       state = decodeTaskState((await connection.getAccountInfo(taskState, 'confirmed'))!.data)
     }
-    if (state.sampling === Sampling.Skipped) {
+    if (state.sampling === Sampling.Skipped || state.sampling === Sampling.Unverifiable) {
       await sendTransaction(connection, [reveal({ ...outcome, outputRoot: root, salt })], operator)
       await this.#collect(a, a.attempt, log)
       return 'skipped'
@@ -484,8 +488,14 @@ export class NodeTaskRunner {
       }
       const collected = await collectTaskpack(packDir)
       const uris: Record<string, string> = { ...a.inputs, ...(a.weightUri !== undefined ? { weights: a.weightUri } : {}) }
-      const inputs: Record<string, { file: string, bytes: Uint8Array }> = {}
+      const inputs: StageJob['inputs'] = {}
       for (const [name, uri] of Object.entries(uris)) {
+        if (uri.startsWith(DATASET_URI_PREFIX)) {
+          // private data: read from this node's own disk, never fetched or served
+          const local = await content.localDataset(uri, signal)
+          inputs[name] = local.isFile ? join(local.root, local.files[0]!) : { tree: local.root, files: local.files }
+          continue
+        }
         const file = join(work, `in-${name}.safetensors`)
         await content.getTensor(uri, { out: file, signal })
         inputs[name] = { file: `${name}.safetensors`, bytes: new Uint8Array(await readFile(file)) }

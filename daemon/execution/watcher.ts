@@ -20,7 +20,7 @@ import { isTerminalStatus, type TaskRecord } from '../../protocols/execution/sta
 import type { Logger } from '../logger.js'
 import type { SettlementService } from '../services/settlement.js'
 import type { ExecutionService, TrackedExecution } from '../services/execution.js'
-import { peerIdOfKey } from './keys.js'
+import { assignedKindOf, peerIdOfKey } from './keys.js'
 
 const BATCH = 100
 
@@ -149,7 +149,7 @@ export class ChainWatcher {
       const a = await this.#assignment(executionId, task.taskId, live)
       if (a === undefined) return
       const node = await operatorPeerOf(this.#deps.settlement(), a.node)
-      await executions.apply(executionId, { type: 'assigned', at: now, taskId: task.taskId, attempt: live, node, kind: 'primary', deadlineAt: Number(a.deadline) * 1000 })
+      await executions.apply(executionId, { type: 'assigned', at: now, taskId: task.taskId, attempt: live, node, kind: assignedKindOf(a.kind), deadlineAt: Number(a.deadline) * 1000 })
       return
     }
     // this daemon missed the end of its current attempt (it was stopped, or the gossip was lost) while
@@ -174,7 +174,7 @@ export class ChainWatcher {
         await executions.apply(executionId, { type: 'sampled', at: now, taskId: task.taskId, attempt: live, sampled: true })
         return
       }
-      if (chain.status !== TaskStatus.Verified || chain.sampling !== Sampling.Skipped) return
+      if (chain.status !== TaskStatus.Verified || (chain.sampling !== Sampling.Skipped && chain.sampling !== Sampling.Unverifiable)) return
       const a = await this.#assignment(executionId, task.taskId, live)
       if (a === undefined || a.status !== AssignmentStatus.Revealed) return
       const body = this.#revealedCompletion(executionId, task.taskId, live, a.outputRoot)

@@ -182,6 +182,7 @@ export const TaskExecutionStatusSchema = Type.Object({
   status: Type.String({ description: 'UNASSIGNED | ASSIGNED | COMPLETED | PENDING_VERIFICATION | VERIFIED | VERIFICATION_FAILED | FAILED' }),
   attempt: NullableInt,
   assignedNode: NullableString,
+  unverifiable: Type.Boolean({ description: 'the live (or last) attempt was assigned as unverifiable: a dataset:// input that no validator other than the assigned node holds, so it is never sampled or slashed and is paid the network\'s reduced rate' }),
   blacklist: Type.Array(Type.String()),
   inputUris: Type.Record(Type.String(), NullableString),
   outputUris: Type.Record(Type.String(), Type.String()),

@@ -32,6 +32,7 @@ import { ExecutionSync } from '../execution/sync.js'
 import { executionSyncProtocol } from '../../protocols/names.js'
 import { NodeTaskRunner, type NodeAssignment } from '../execution/runner.js'
 import { DisputeResolver } from '../execution/disputes.js'
+import { assignedKindOf } from '../execution/keys.js'
 import type { CommitteeService } from './committee.js'
 
 /** How long a request may wait for the model definition before it is declared unknown. */
@@ -469,7 +470,7 @@ export class ExecutionService implements DaemonService {
     if (info === null || !info.owner.equals(programId)) throw new Error('no such assignment on chain')
     const a = decodeAssignment(info.data)
     if (!a.node.equals(nodeAddress(programId, config, new PublicKey(nodeKey))[0])) throw new Error('the chain assigned another node')
-    await this.apply(b.executionId, { type: 'assigned', at: Date.now(), taskId: b.taskId, attempt: b.attempt, node: b.node, kind: b.kind, deadlineAt: Number(a.deadline) * 1000 })
+    await this.apply(b.executionId, { type: 'assigned', at: Date.now(), taskId: b.taskId, attempt: b.attempt, node: b.node, kind: assignedKindOf(a.kind), deadlineAt: Number(a.deadline) * 1000 })
   }
 
   /** A request announced by another daemon: taken only when the chain holds the escrow it claims. */

@@ -52,7 +52,8 @@ export function readableParams (p: Params): Record<string, number | string> {
     minStakeRatio: p.minStakeRatioBps / BPS,
     seedDelaySlots: p.seedDelaySlots,
     deadlineBaseSecs: p.deadlineBaseSecs,
-    deadlinePer100CuSecs: p.deadlinePer100CuSecs
+    deadlinePer100CuSecs: p.deadlinePer100CuSecs,
+    unverifiablePay: p.unverifiablePayBps / BPS
   }
 }
 

@@ -17,6 +17,7 @@ export function toProgramParams (s: SettlementParams): Params {
     minStakeRatioBps: Math.round(s.minStakeRatio * BPS),
     seedDelaySlots: s.seedDelaySlots,
     deadlineBaseSecs: s.deadlineBaseSecs,
-    deadlinePer100CuSecs: s.deadlinePer100CuSecs
+    deadlinePer100CuSecs: s.deadlinePer100CuSecs,
+    unverifiablePayBps: Math.round(s.unverifiablePay * BPS)
   }
 }

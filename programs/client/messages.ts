@@ -87,7 +87,7 @@ export interface AssignmentMessageFields extends NetworkId {
   attempt: number
   /** the node's operator key (its daemon identity) */
   node: KeyLike
-  /** 0 primary, 1 verification */
+  /** 0 primary, 1 verification, 2 unverifiable primary */
   kind: number
   blacklistHash: Bytes32
   seed: Bytes32

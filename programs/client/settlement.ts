@@ -58,8 +58,10 @@ export enum NodeStatus { Active = 0, Slashed = 1, SlashExecuted = 2 }
 export enum TaskFlag { Assigned = 1, Cancelled = 2, Paid = 4 }
 /** Task states of DESIGN.md; UNASSIGNED is a task without a task-state account. */
 export enum TaskStatus { Assigned = 1, Completed = 2, PendingVerification = 3, Verified = 4, VerificationFailed = 5, Failed = 6 }
-export enum Sampling { Undecided = 0, Sampled = 1, Skipped = 2 }
-export enum AssignmentKind { Primary = 0, Verification = 1 }
+/** Unverifiable: the live primary attempt was assigned as unverifiable and is never sampled. */
+export enum Sampling { Undecided = 0, Sampled = 1, Skipped = 2, Unverifiable = 3 }
+/** Unverifiable: a primary attempt nobody else could re-execute (see DESIGN.md, Proof of Sampling). */
+export enum AssignmentKind { Primary = 0, Verification = 1, Unverifiable = 2 }
 export enum AssignmentStatus { Assigned = 1, Committed = 2, Revealed = 3, Failed = 4 }
 export enum Verdict { None = 0, Match = 1, Mismatch = 2 }
 export enum SlashStatus { Recorded = 1, Executed = 2 }
@@ -93,6 +95,8 @@ export interface Params {
   /** assignment deadline = base + per100Cu x ceil(compute units / 100), seconds */
   deadlineBaseSecs: number
   deadlinePer100CuSecs: number
+  /** an unverifiable attempt is paid this x the task price (0 < x < 1) */
+  unverifiablePayBps: number
 }
 
 /** Whether p > C / ((1 - r)(R + S)) holds with S = slash x min stake ratio, exactly as the program checks it. */
@@ -157,7 +161,7 @@ function writeParams (view: DataView, at: number, p: Params): void {
   view.setUint32(at + 60, p.seedDelaySlots, true)
   view.setUint32(at + 64, p.deadlineBaseSecs, true)
   view.setUint32(at + 68, p.deadlinePer100CuSecs, true)
-  view.setUint32(at + 72, 0, true)
+  view.setUint32(at + 72, p.unverifiablePayBps, true)
   view.setUint32(at + 76, 0, true)
 }
 
@@ -176,7 +180,8 @@ function readParams (view: DataView, at: number): Params {
     minStakeRatioBps: view.getUint32(at + 56, true),
     seedDelaySlots: view.getUint32(at + 60, true),
     deadlineBaseSecs: view.getUint32(at + 64, true),
-    deadlinePer100CuSecs: view.getUint32(at + 68, true)
+    deadlinePer100CuSecs: view.getUint32(at + 68, true),
+    unverifiablePayBps: view.getUint32(at + 72, true)
   }
 }
 

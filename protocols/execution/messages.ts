@@ -48,6 +48,8 @@ export const VOTE_MAX_BYTES = 8 * 1024
 export const MAX_RANKED = 16
 /** the settlement program's blacklist limit */
 export const MAX_BLACKLIST = 8
+/** An assignment vote's kind as the program's role byte (ROLE_* in programs/settlement/src/settlement.h). */
+export const ASSIGNMENT_ROLE = { primary: 0, verification: 1, unverifiable: 2 } as const
 
 const Sig = Type.String({ pattern: '^[A-Za-z0-9+/]{86}==$' })
 const Id = Type.String({ minLength: 1, maxLength: 128, pattern: ID_PATTERN })
@@ -61,7 +63,7 @@ const Int = (description?: string) => Type.Integer({ minimum: 0, maximum: Number
 const TensorName = Type.String({ minLength: 1, maxLength: 128 })
 const UriMap = (uri: typeof Uri | typeof IpfsUri) => Type.Record(TensorName, uri, { maxProperties: 64 })
 const Attempt = Type.Integer({ minimum: 0, maximum: 0xfffffffe })
-const Kind = Type.Union([Type.Literal('primary'), Type.Literal('verification')])
+const Kind = Type.Union([Type.Literal('primary'), Type.Literal('verification'), Type.Literal('unverifiable')])
 
 // ---- bodies ------------------------------------------------------------------------------------
 
@@ -260,7 +262,7 @@ export interface AssignmentDigestInput {
   attempt: number
   node: Uint8Array
   /** 0 primary, 1 verification */
-  kind: 0 | 1
+  kind: 0 | 1 | 2
   blacklist: Uint8Array[]
   seed: Uint8Array
   livenessRound: bigint
@@ -290,7 +292,7 @@ export function voteDigestInput (body: Omit<AssignmentVoteBody, 'digest' | 'sele
     taskId: taskKey(body.taskId),
     attempt: body.attempt,
     node,
-    kind: body.kind === 'primary' ? 0 : 1,
+    kind: ASSIGNMENT_ROLE[body.kind],
     blacklist,
     seed: fromHex(body.seed),
     livenessRound: BigInt(body.livenessRound),

@@ -114,3 +114,25 @@ export function selectNodes (candidates: Candidate[], task: TaskRequirements, se
   }
   return { ranked, eligible: eligible.map(c => c.peerId), excluded }
 }
+
+/**
+ * Who could re-execute a `dataset://` task assigned to `asserter` (DESIGN.md, Proof of Sampling: such
+ * a task is verifiable only where at least two nodes hold the dataset): registered, unslashed,
+ * staked validators other than the asserter and off the blacklist, specialized in the task, online in
+ * the certified round and advertising every dataset the task reads. Free slots and stake ratio are
+ * not asked: they change with load, and a verification waits for them, while a dataset nobody else
+ * holds never arrives. A task without dataset inputs can be re-executed by any validator.
+ */
+export function datasetVerifiers (candidates: readonly Candidate[], task: Pick<TaskRequirements, 'taskId' | 'datasets'>, asserter: string, blacklist: ReadonlySet<string>, minStake: bigint): string[] {
+  const out: string[] = []
+  for (const c of candidates) {
+    if (c.peerId === asserter || blacklist.has(c.peerId)) continue
+    const reg = c.registration
+    const live = c.liveness
+    if (reg === undefined || reg.slashed || reg.stake < minStake || !reg.specializations.has(task.taskId)) continue
+    if (live === undefined || live.status === 'offline' || live.roles?.includes('validator') !== true) continue
+    if (!live.specializations.includes(task.taskId)) continue
+    if (task.datasets.every(d => live.datasets.includes(d))) out.push(c.peerId)
+  }
+  return out.sort()
+}

@@ -97,7 +97,7 @@ export type UriMap = Record<string, string>
 export type ExecutionEvent =
   | { type: 'requested', at: number, executionId: string, modelId: string, requester: string, fee: string, requestSlot: number, inputs: UriMap }
   /** an assignment settled on chain (kind primary or verification) */
-  | { type: 'assigned', at: number, taskId: string, attempt: number, node: string, kind: 'primary' | 'verification', deadlineAt?: number, selection?: SelectionRecord }
+  | { type: 'assigned', at: number, taskId: string, attempt: number, node: string, kind: AssignedKind, deadlineAt?: number, selection?: SelectionRecord }
   /**
    * the assigned node's completion: its signed outputs, or (`committedOnly`, 'sampling' rules) only its
    * on-chain commitment, when the task was sampled and the outputs wait for the verifier
@@ -140,6 +140,12 @@ export interface AttemptFailure {
   at: number
 }
 
+/**
+ * Kinds of assignment: a primary attempt, a verification of it, or an unverifiable primary attempt
+ * (never sampled; DESIGN.md, Proof of Sampling).
+ */
+export type AssignedKind = 'primary' | 'verification' | 'unverifiable'
+
 export interface TaskRecord {
   /** `<model id>/<task number>` (see ids.ts) */
   taskId: string
@@ -153,6 +159,12 @@ export interface TaskRecord {
   /** the node of the live (or last successful) primary attempt */
   node: string | null
   verifier: { attempt: number, node: string, deadlineAt: number } | null
+  /**
+   * the live (or last) primary attempt is unverifiable: a `dataset://` input that no validator other
+   * than the assigned node holds, so it is never sampled, never slashed and paid less
+   * (optional: records written before this field existed lack it)
+   */
+  unverifiable?: boolean
   /** how the live (or last) primary attempt was drawn, when this daemon knows it */
   selection: SelectionRecord | null
   /** nodes that failed this task, sorted; never assigned it again */
@@ -281,6 +293,7 @@ export function createExecution (model: ModelDefinition, request: RequestedEvent
       nextAttempt: 0,
       node: null,
       verifier: null,
+      unverifiable: false,
       selection: null,
       blacklist: [],
       failures: [],
@@ -451,7 +464,7 @@ export function applyEvent (prev: ExecutionState, event: ExecutionEvent, rules: 
         t.verifier = { attempt: event.attempt, node: event.node, deadlineAt: event.deadlineAt ?? at + taskDeadlineMs(rules.deadline, t.computeUnits) }
         return { state, transitions }
       }
-      if (event.kind !== 'primary') throw badEvent(`assigned: unknown kind '${String(event.kind)}'`)
+      if (event.kind !== 'primary' && event.kind !== 'unverifiable') throw badEvent(`assigned: unknown kind '${String(event.kind)}'`)
       if (t.state !== 'UNASSIGNED') return ignored(`${describe}: task is ${t.state}, not UNASSIGNED`)
       if (t.blacklist.includes(event.node)) return ignored(`${describe}: ${event.node} is blacklisted for this task`)
       const unmet = t.dependencies.filter(d => state.tasks.find(x => x.task === d)?.state !== 'VERIFIED')
@@ -459,6 +472,7 @@ export function applyEvent (prev: ExecutionState, event: ExecutionEvent, rules: 
       t.attempt = event.attempt
       t.nextAttempt = event.attempt + 1
       t.node = event.node
+      t.unverifiable = event.kind === 'unverifiable'
       t.selection = event.selection !== undefined ? { ...event.selection } : null
       t.assignedAt = at
       t.deadlineAt = event.deadlineAt ?? at + taskDeadlineMs(rules.deadline, t.computeUnits)
@@ -493,7 +507,7 @@ export function applyEvent (prev: ExecutionState, event: ExecutionEvent, rules: 
       if (!live || t.state !== 'COMPLETED') return ignored(`${describe}: sampling decision for an attempt that is not awaiting one (task is ${t.state})`)
       if (event.sampled) move(t, 'PENDING_VERIFICATION', at, transitions, 'sampled for verification')
       else {
-        move(t, 'VERIFIED', at, transitions, 'not sampled')
+        move(t, 'VERIFIED', at, transitions, t.unverifiable === true ? 'unverifiable: no second node holds its dataset, so it was not sampled' : 'not sampled')
         t.verifiedAt = at
       }
       break
@@ -620,6 +634,8 @@ export interface TaskExecutionStatus {
   status: TaskState
   attempt: number | null
   assignedNode: string | null
+  /** the live (or last) primary attempt is unverifiable: never sampled or slashed, paid less */
+  unverifiable: boolean
   blacklist: string[]
   inputUris: Record<string, string | null>
   outputUris: UriMap
@@ -662,6 +678,7 @@ export function executionStatus (s: ExecutionState): ModelExecutionStatus {
       status: t.state,
       attempt: t.attempt,
       assignedNode: t.node,
+      unverifiable: t.unverifiable === true,
       blacklist: [...t.blacklist],
       inputUris: { ...t.inputs },
       outputUris: { ...t.outputs },

@@ -71,7 +71,7 @@ u64 assign(const Context *ctx) {
   u64 bl = args.blacklist_len;
   if (bl > MAX_BLACKLIST) return FAIL(ERR_INVALID_BLACKLIST, "blacklist longer than 8");
   if (ctx->args_len != sizeof(AssignArgs) + 32 * bl) return FAIL(ERR_INVALID_INSTRUCTION, "assign argument length");
-  if (args.role > ROLE_VERIFICATION) return FAIL(ERR_INVALID_INSTRUCTION, "unknown assignment kind");
+  if (args.role > ROLE_UNVERIFIABLE) return FAIL(ERR_INVALID_INSTRUCTION, "unknown assignment kind");
   if (args.reserved[0] | args.reserved[1]) return FAIL(ERR_INVALID_INSTRUCTION, "reserved bytes must be zero");
   if (args.attempt == NO_ATTEMPT) return FAIL(ERR_WRONG_ATTEMPT, "attempt out of range");
   const u8 *blacklist = ctx->args + sizeof(AssignArgs);
@@ -115,14 +115,14 @@ u64 assign(const Context *ctx) {
   if (new_task) {
     TRY(require_uninitialized(ctx, task_acc, ERR_ALREADY_INITIALIZED));
     TRY(find_pda(ctx, task_seeds, 3, task_acc, &task_bump));
-    if (args.role != ROLE_PRIMARY) return FAIL(ERR_WRONG_STATE, "no primary attempt to verify");
+    if (!IS_PRIMARY(args.role)) return FAIL(ERR_WRONG_STATE, "no primary attempt to verify");
     if (attempt != 0) return FAIL(ERR_WRONG_ATTEMPT, "a task's first attempt is 0");
     trigger = e->ready_slot;
   } else {
     TRY(load_task(ctx, task_acc, exec_acc, &t));
     if (!bytes32_eq(t->task_id, args.task_id)) return FAIL(ERR_WRONG_EXECUTION, "task state of another task");
     if (attempt != t->next_attempt) return FAIL(ERR_WRONG_ATTEMPT, "attempt is not the task's next attempt");
-    if (args.role == ROLE_PRIMARY) {
+    if (IS_PRIMARY(args.role)) {
       if (t->status != TS_FAILED && t->status != TS_VERIFICATION_FAILED) {
         return FAIL(ERR_TASK_BUSY, "the task has a live attempt");
       }
@@ -134,7 +134,7 @@ u64 assign(const Context *ctx) {
     }
     trigger = t->trigger_slot;
   }
-  if (args.role == ROLE_PRIMARY) {
+  if (IS_PRIMARY(args.role)) {
     if (et->flags & TASK_CANCELLED) return FAIL(ERR_TASK_CANCELLED, "task was cancelled and refunded");
     if (et->flags & TASK_PAID) return FAIL(ERR_TASK_BUSY, "task already paid");
   }
@@ -149,6 +149,9 @@ u64 assign(const Context *ctx) {
   u64 payment = et->price;
   if (args.role == ROLE_VERIFICATION && !verification_payment(&c->params, et->price, &payment)) {
     return FAIL(ERR_ARITHMETIC_OVERFLOW, "verification payment overflows");
+  }
+  if (args.role == ROLE_UNVERIFIABLE && !mul_div(et->price, c->params.unverifiable_pay_bps, BPS, false, &payment)) {
+    return FAIL(ERR_ARITHMETIC_OVERFLOW, "unverifiable payment overflows");
   }
   u64 reserved;
   if (!add_u64(e->reserved_amount, payment, &reserved)) return FAIL(ERR_ARITHMETIC_OVERFLOW, "escrow reservation overflows");
@@ -215,9 +218,9 @@ u64 assign(const Context *ctx) {
   sol_copy(as->seed, seed, 32);
 
   t->next_attempt = attempt + 1;
-  if (args.role == ROLE_PRIMARY) {
+  if (IS_PRIMARY(args.role)) {
     t->status = TS_ASSIGNED;
-    t->sampling = SAMPLING_UNDECIDED;
+    t->sampling = args.role == ROLE_UNVERIFIABLE ? SAMPLING_UNVERIFIABLE : SAMPLING_UNDECIDED;
     t->primary_attempt = attempt;
     t->verifier_attempt = NO_ATTEMPT;
     t->primary_node = *node_acc->key;

@@ -22,7 +22,8 @@ static u64 check_params(const Params *p) {
   if (p->seed_delay_slots == 0 || p->seed_delay_slots > 256) return FAIL(ERR_INVALID_PARAMS, "seed delay K out of [1, 256] slots");
   if (p->deadline_base_secs == 0 || p->deadline_base_secs > 7 * 24 * 3600) return FAIL(ERR_INVALID_PARAMS, "deadline base out of (0, 1 week]");
   if (p->deadline_per_100cu_secs > 24 * 3600) return FAIL(ERR_INVALID_PARAMS, "deadline per 100 compute units over a day");
-  if (p->reserved[0] != 0 || p->reserved[1] != 0) return FAIL(ERR_INVALID_PARAMS, "reserved parameter must be zero");
+  if (p->unverifiable_pay_bps == 0 || p->unverifiable_pay_bps >= BPS) return FAIL(ERR_INVALID_PARAMS, "unverifiable pay out of (0, 1)");
+  if (p->reserved != 0) return FAIL(ERR_INVALID_PARAMS, "reserved parameter must be zero");
   /* all factors are bounded above, so none of these products overflows */
   u64 slash_units = (u64)p->slash_bps * p->min_stake_ratio_bps / BPS;
   u64 lhs = (u64)p->sampling_ppm * (BPS - p->collusion_bps) * ((u64)p->validator_reward_bps + slash_units);

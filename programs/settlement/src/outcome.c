@@ -7,7 +7,9 @@
  * reveals and the task is VERIFIED. Sampled: a verifier is assigned and commits (its commitment must
  * differ from the asserter's), then both reveal in any order; once both have, the task is VERIFIED if
  * the output roots agree or the verifier's verdict is a match (tolerance comparisons happen off chain),
- * otherwise VERIFICATION_FAILED, which opens the dispute (slash) and a reassignment. */
+ * otherwise VERIFICATION_FAILED, which opens the dispute (slash) and a reassignment. An unverifiable
+ * attempt (ROLE_UNVERIFIABLE) has its sampling fixed at assignment: it reveals right after committing
+ * and is never sampled, so it can never be slashed. */
 #include "settlement.h"
 
 /* The signer must be the operator of the node the assignment names. */
@@ -62,7 +64,7 @@ u64 commit(const Context *ctx) {
   TRY(read_clock(&clock));
   if (clock.unix_timestamp > as->deadline) return FAIL(ERR_DEADLINE_PASSED, "deadline passed");
 
-  if (as->role == ROLE_PRIMARY) {
+  if (IS_PRIMARY(as->role)) {
     if (t->primary_attempt != as->attempt || t->status != TS_ASSIGNED) return FAIL(ERR_WRONG_STATE, "attempt is not live");
   } else {
     if (t->verifier_attempt != as->attempt || t->status != TS_PENDING_VERIFICATION) return FAIL(ERR_WRONG_STATE, "verification is not live");
@@ -77,7 +79,7 @@ u64 commit(const Context *ctx) {
   sol_copy(as->commitment, args.commitment, 32);
   as->commit_slot = clock.slot;
   as->status = AS_COMMITTED;
-  if (as->role == ROLE_PRIMARY) {
+  if (IS_PRIMARY(as->role)) {
     t->status = TS_COMPLETED;
     t->trigger_slot = clock.slot;
   }
@@ -100,6 +102,7 @@ u64 decide_sampling(const Context *ctx) {
   TaskState *t = pair.t;
   Assignment *as = pair.as;
   TRY(require_writable(task_acc));
+  if (as->role == ROLE_UNVERIFIABLE) return FAIL(ERR_WRONG_STATE, "an unverifiable attempt is never sampled");
   if (as->role != ROLE_PRIMARY || as->attempt != t->primary_attempt) return FAIL(ERR_WRONG_STATE, "not the live primary attempt");
   if (t->status != TS_COMPLETED || t->sampling != SAMPLING_UNDECIDED || as->status != AS_COMMITTED) {
     return FAIL(ERR_WRONG_STATE, "sampling is decided once, after the commitment");
@@ -163,7 +166,7 @@ u64 reveal(const Context *ctx) {
   TRY(read_clock(&clock));
 
   Assignment *other = NULL;
-  if (as->role == ROLE_PRIMARY) {
+  if (IS_PRIMARY(as->role)) {
     if (args.verdict != VERDICT_NONE) return FAIL(ERR_INVALID_INSTRUCTION, "an asserter gives no verdict");
     if (t->primary_attempt != as->attempt) return FAIL(ERR_WRONG_STATE, "superseded attempt");
     if (t->sampling == SAMPLING_UNDECIDED) return FAIL(ERR_WRONG_STATE, "reveal only after the sampling decision");
@@ -196,7 +199,7 @@ u64 reveal(const Context *ctx) {
   sol_copy(as->salt, args.salt, 32);
   as->status = AS_REVEALED;
 
-  if (as->role == ROLE_PRIMARY && t->sampling == SAMPLING_SKIPPED) {
+  if (IS_PRIMARY(as->role) && (t->sampling == SAMPLING_SKIPPED || t->sampling == SAMPLING_UNVERIFIABLE)) {
     TRY(require_writable(exec_acc));
     t->status = TS_VERIFIED;
     ((Execution *)exec_acc->data)->ready_slot = clock.slot;
@@ -204,7 +207,7 @@ u64 reveal(const Context *ctx) {
     TRY(require_writable(exec_acc));
     TRY(require_writable(&ctx->accounts[5]));
     Execution *e = (Execution *)exec_acc->data;
-    if (as->role == ROLE_PRIMARY) resolve(e, t, as, other, clock.slot); else resolve(e, t, other, as, clock.slot);
+    if (IS_PRIMARY(as->role)) resolve(e, t, as, other, clock.slot); else resolve(e, t, other, as, clock.slot);
   }
   return 0;
 }
@@ -236,7 +239,7 @@ u64 expire(const Context *ctx) {
   SolClock clock;
   TRY(read_clock(&clock));
   if (clock.unix_timestamp <= as->deadline) return FAIL(ERR_DEADLINE_NOT_PASSED, "deadline not passed");
-  if (as->role == ROLE_PRIMARY) {
+  if (IS_PRIMARY(as->role)) {
     if (t->primary_attempt != as->attempt || t->status != TS_ASSIGNED) return FAIL(ERR_WRONG_STATE, "attempt is not live");
     t->status = TS_FAILED;
   } else {

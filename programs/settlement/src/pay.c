@@ -45,7 +45,7 @@ u64 pay(const Context *ctx) {
 
   if (as->paid) return FAIL(ERR_ALREADY_PAID, "assignment already paid");
   if (node->status != NODE_ACTIVE) return FAIL(ERR_NODE_SLASHED, "a slashed node is not paid");
-  if (as->role == ROLE_PRIMARY) {
+  if (IS_PRIMARY(as->role)) {
     if (et->flags & TASK_PAID) return FAIL(ERR_ALREADY_PAID, "task already paid");
     if (as->attempt != t->primary_attempt) return FAIL(ERR_NOT_PAYABLE, "superseded attempt");
     if (t->status != TS_VERIFIED || as->status != AS_REVEALED) return FAIL(ERR_NOT_PAYABLE, "task not verified");
@@ -57,7 +57,7 @@ u64 pay(const Context *ctx) {
   if (amount > e->balance) return FAIL(ERR_ESCROW_INSUFFICIENT, "escrow balance below the payment");
 
   as->paid = 1;
-  if (as->role == ROLE_PRIMARY) et->flags |= TASK_PAID;
+  if (IS_PRIMARY(as->role)) et->flags |= TASK_PAID;
   release_payment(e, node, as);
   e->balance -= amount;
   u8 bump = e->bump;

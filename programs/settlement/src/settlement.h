@@ -140,7 +140,8 @@ typedef struct {
   u32 seed_delay_slots;     /* K: seeds and sampling use the SlotHashes entry K slots after their event */
   u32 deadline_base_secs;   /* assignment deadline = base + per_100cu x ceil(compute units / 100) */
   u32 deadline_per_100cu_secs;
-  u32 reserved[2];          /* 0 */
+  u32 unverifiable_pay_bps; /* an unverifiable attempt (no second node can re-execute it) is paid this x the price, < 1 */
+  u32 reserved;             /* 0 */
 } Params;
 _Static_assert(sizeof(Params) == 80, "Params layout");
 
@@ -242,6 +243,7 @@ _Static_assert(sizeof(Execution) == 208 + 48 * MAX_TASKS, "Execution layout");
 #define SAMPLING_UNDECIDED 0
 #define SAMPLING_SAMPLED 1
 #define SAMPLING_SKIPPED 2
+#define SAMPLING_UNVERIFIABLE 3  /* the live primary attempt is unverifiable: never sampled */
 
 /* PDA ["task", execution, task_id]: tracks the live attempt of one task of one execution. */
 typedef struct {
@@ -265,6 +267,10 @@ _Static_assert(sizeof(TaskState) == 128, "TaskState layout");
 
 #define ROLE_PRIMARY 0
 #define ROLE_VERIFICATION 1
+/* a primary attempt the committee found nobody else able to re-execute (a dataset:// input that no
+ * second eligible validator holds): never sampled, so never slashed, and paid unverifiable_pay_bps */
+#define ROLE_UNVERIFIABLE 2
+#define IS_PRIMARY(role) ((role) != ROLE_VERIFICATION)
 
 #define AS_ASSIGNED 1
 #define AS_COMMITTED 2

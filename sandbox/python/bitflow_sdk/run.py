@@ -3,7 +3,7 @@
 Reads the job from $BITFLOW_TASK_DIR/job.json (default /task/job.json):
   {"inputs": {"<input name>": "<file under inputs/>"}, "params": {...}, "seed": <0..2^32-1>,
    "task_id": "...", "round": 0, "entrypoint": "src/task.py[:ClassName]"}
-Inputs are files under $BITFLOW_TASK_DIR/inputs, the taskpack is at $BITFLOW_PACK_DIR (default
+Inputs are files under $BITFLOW_TASK_DIR/inputs (a node-local dataset: a directory), the taskpack is at $BITFLOW_PACK_DIR (default
 $BITFLOW_TASK_DIR/pack), outputs go to $BITFLOW_OUT_DIR (default /out): the task's output files,
 metrics.json and result.json, or error.json when the run fails. Exit status: 0 success, 1 the task
 failed, 2 the job or the taskpack is malformed.
@@ -78,8 +78,9 @@ def resolve_inputs(inputs_dir, inputs):
         real = os.path.realpath(os.path.join(real_dir, rel))
         if os.path.commonpath([real, real_dir]) != real_dir:
             raise JobError('input %s: %r leads outside the inputs directory' % (name, rel))
-        if not os.path.isfile(real):
-            raise JobError('input %s: %s is not a file' % (name, rel))
+        # a node-local dataset arrives as a directory tree, every other input as one file
+        if not (os.path.isfile(real) or os.path.isdir(real)):
+            raise JobError('input %s: %s is neither a file nor a directory' % (name, rel))
         out[name] = real
     return out
 

@@ -497,6 +497,32 @@ describe('settlement program: outcomes, sampling, payments', () => {
     expectError(chain.send(world.slashIxs(h, T0, 0, 1, asserter, verifier)), ProgramError.NoFraudEvidence)
   })
 
+  it('unverifiable: never sampled, reveals right after its commitment, paid the reduced rate, never verified or slashed', () => {
+    // T1 assigned as unverifiable (nobody else holds its dataset); T0's attempt stays as set up
+    chain.advanceSlots(1)
+    expectOk(world.assign(h, { taskId: T1, attempt: 0, kind: AssignmentKind.Unverifiable, node: asserter }))
+    const a = world.assignment(h, T1, 0)
+    expect(a.kind).toBe(AssignmentKind.Unverifiable)
+    expect(a.payment).toBe(PRICE * BigInt(world.params.unverifiablePayBps) / 10_000n)
+    expect(a.payment).toBeLessThan(PRICE)
+    expect(world.taskState(h, T1)!.sampling).toBe(Sampling.Unverifiable)
+    const out = output('private')
+    expectOk(chain.send([world.commitIx(h, T1, 0, asserter, out.commitment)], [asserter.operator]))
+    // no sampling decision exists for it, and no verifier can be assigned
+    expectError(chain.send([world.decideIx(h, T1, 0)]), ProgramError.WrongState)
+    chain.advanceSlots(world.params.seedDelaySlots + 1)
+    expectError(world.assign(h, { taskId: T1, attempt: 1, kind: AssignmentKind.Verification, node: verifier, blacklist: [asserter.operator.publicKey] }), ProgramError.TaskBusy)
+    // it reveals at once (a sampled-or-not task waits for commit slot + K and the decision)
+    expectOk(chain.send([world.revealIx(h, T1, 0, asserter, out.root, out.salt)], [asserter.operator]))
+    expect(world.taskState(h, T1)!.status).toBe(TaskStatus.Verified)
+    expect(world.taskState(h, T1)!.sampling).toBe(Sampling.Unverifiable)
+    const before = chain.tokenBalance(asserter.ownerToken)
+    expectOk(chain.send([world.payIx(h, T1, 0, asserter)]))
+    expect(chain.tokenBalance(asserter.ownerToken)).toBe(before + a.payment)
+    expect(world.execution(h).reservedAmount).toBe(PRICE) // only T0's attempt is still reserved
+    expectError(chain.send([world.payIx(h, T1, 0, asserter)]), ProgramError.AlreadyPaid)
+  })
+
   it('an expired attempt fails, is superseded by a reassignment, and is never paid', () => {
     const out = output('late')
     expectError(chain.send([expire({ programId: chain.programId, execution: h.execution, taskId: T0, assignment: world.assignmentKey(h, T0, 0), node: asserter.node })]), ProgramError.DeadlineNotPassed)

@@ -40,7 +40,8 @@ export const DEFAULT_PARAMS: Params = {
   minStakeRatioBps: 100_000, // stake >= 10x payments in flight
   seedDelaySlots: 4,
   deadlineBaseSecs: 30,
-  deadlinePer100CuSecs: 5
+  deadlinePer100CuSecs: 5,
+  unverifiablePayBps: 5_000
 }
 
 /** How many recent slots the SlotHashes sysvar keeps. */

@@ -157,7 +157,9 @@ describe('settlement program: network config', () => {
       { samplingPpm: 0 },
       { collusionBps: 10_000 },
       { minStake: 0n },
-      { minFee: 0n }
+      { minFee: 0n },
+      { unverifiablePayBps: 0 },
+      { unverifiablePayBps: 10_000 }
     ]
     for (const over of bad) {
       expectError(chain.send([net.initIx({ params: { ...DEFAULT_PARAMS, ...over } })]), ProgramError.InvalidParams)

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest'
 import { createHash } from 'node:crypto'
-import { selectNodes, type Candidate, type TaskRequirements } from '../../../protocols/execution/selection.js'
+import { datasetVerifiers, selectNodes, type Candidate, type TaskRequirements } from '../../../protocols/execution/selection.js'
 import type { TableEntry } from '../../../protocols/liveness/committee.js'
 
 const key = (n: number): Uint8Array => createHash('sha256').update(`key${n}`).digest()
@@ -90,5 +90,38 @@ describe('node selection', () => {
       expect(withBusy.excluded).toEqual({ 'peer-2': 'busy: every task slot holds an open assignment', 'peer-3': 'busy: every task slot holds an open assignment' })
     }
     expect(selectNodes(cs, task, seedOf('all'), new Set(), { ...rules, busy: new Set(cs.map(c => c.peerId)) }, 3).ranked).toEqual([])
+  })
+})
+
+describe('dataset verifiers (who could re-execute a dataset:// task)', () => {
+  const D = 'a'.repeat(64)
+  const holder = (n: number, over: Partial<TableEntry> = {}, regOver: Partial<Candidate> = {}): Candidate =>
+    candidate(n, 100n, regOver, { roles: ['validator'], datasets: [D], ...over })
+
+  it('is empty when only the asserter holds the dataset', () => {
+    const cs = [candidate(1, 100n, {}, { roles: ['node'], datasets: [D] }), holder(2, { datasets: [] }), candidate(3, 100n, {}, { roles: ['node'], datasets: [] })]
+    expect(datasetVerifiers(cs, { taskId: 't', datasets: [D] }, 'peer-1', new Set(), 50n)).toEqual([])
+  })
+
+  it('names every validator other than the asserter that holds all the datasets, whatever its load', () => {
+    const busy = holder(3, { capacity: { taskSlots: 1, freeSlots: 0, freeMemoryBytes: 0 } })
+    const cs = [candidate(1, 100n, {}, { roles: ['node'], datasets: [D] }), holder(2), busy]
+    expect(datasetVerifiers(cs, { taskId: 't', datasets: [D] }, 'peer-1', new Set(), 50n)).toEqual(['peer-2', 'peer-3'])
+  })
+
+  it('leaves out nodes without the validator role, the blacklisted, offline, slashed, understaked or unspecialized ones, and those missing one dataset', () => {
+    const E = 'b'.repeat(64)
+    const cs = [
+      holder(2, { roles: ['node'] }),
+      holder(3),
+      holder(4, { status: 'offline' }),
+      holder(5, {}, { registration: { stake: 100n, specializations: new Set(['t']), slashed: true, paymentsInFlight: 0n } }),
+      holder(6, {}, { registration: { stake: 10n, specializations: new Set(['t']), slashed: false, paymentsInFlight: 0n } }),
+      holder(7, { specializations: [] }),
+      holder(8, {}, { registration: { stake: 100n, specializations: new Set(['other']), slashed: false, paymentsInFlight: 0n } }),
+      holder(9, { datasets: [D] }),
+      holder(10, { datasets: [D, E] })
+    ]
+    expect(datasetVerifiers(cs, { taskId: 't', datasets: [D, E] }, 'peer-1', new Set(['peer-3']), 50n)).toEqual(['peer-10'])
   })
 })

@@ -205,6 +205,30 @@ describe('execution reducer', () => {
     expect(split.reason).toMatch(/nondeterministic/)
   })
 
+  it('records an unverifiable attempt: a primary attempt that is accepted without sampling and says so in the status', () => {
+    const r: ExecutionRules = { ...rules, verification: 'sampling' }
+    const events: ExecutionEvent[] = [
+      { type: 'assigned', at: 2000, taskId: T1, attempt: 0, node: 'n1', kind: 'unverifiable' },
+      complete(T1, 0, 'n1', 3000, { a: uri('a') }),
+      { type: 'sampled', at: 3100, taskId: T1, attempt: 0, sampled: false }
+    ]
+    const { state, transitions } = run(events, r)
+    expect(task(state, T1)).toMatchObject({ state: 'VERIFIED', node: 'n1', unverifiable: true })
+    expect(state.ready).toEqual([T2])
+    const toVerified = transitions.find(x => x.scope === 'task' && x.to === 'VERIFIED')
+    expect(JSON.stringify(toVerified)).toMatch(/unverifiable/)
+    const status = executionStatus(state).taskStatuses
+    expect(status.find(t => t.taskId === T1)!.unverifiable).toBe(true)
+    expect(status.find(t => t.taskId === T2)!.unverifiable).toBe(false)
+    // a later ordinary attempt of the same task is verifiable again
+    const again = run([
+      { type: 'assigned', at: 2000, taskId: T1, attempt: 0, node: 'n1', kind: 'unverifiable' },
+      { type: 'deadline', at: 20_000, taskId: T1, attempt: 0 },
+      assign(T1, 1, 'n2', 20_100)
+    ], r).state
+    expect(task(again, T1)).toMatchObject({ state: 'ASSIGNED', node: 'n2', unverifiable: false })
+  })
+
   it('lets another verifier take over when a verifier misses its deadline', () => {
     const r: ExecutionRules = { ...rules, verification: 'sampling' }
     const s = run([

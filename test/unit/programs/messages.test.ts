@@ -11,7 +11,7 @@ const h = (s: string): Uint8Array => new Uint8Array(createHash('sha256').update(
 const params: Params = {
   minStake: 1_000_000_000n, unbondingDelay: 604_800n, challengeDelay: 3600n, minFee: 1000n, samplingPpm: 80_000,
   validatorRewardBps: 12_000, slashBps: 10_000, bountyBps: 5_000, computeCostBps: 5_000, collusionBps: 3_000,
-  minStakeRatioBps: 100_000, seedDelaySlots: 4, deadlineBaseSecs: 30, deadlinePer100CuSecs: 5
+  minStakeRatioBps: 100_000, seedDelaySlots: 4, deadlineBaseSecs: 30, deadlinePer100CuSecs: 5, unverifiablePayBps: 5_000
 }
 const programId = new PublicKey(h('program'))
 
