@@ -6,6 +6,8 @@ import { existsSync, statSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { InvalidArgumentError, type Command } from 'commander'
+import { CID } from 'multiformats/cid'
+import { DATASET_URI_PREFIX, parseDatasetUri } from '../../protocols/content/dataset.js'
 import { BitflowError, OptionError } from '../errors.js'
 import { RpcCallError, type BitflowClient, type Subscription } from '../rpc/client.js'
 import type { GetTensorResult, PutTensorResult } from '../content/types.js'
@@ -41,15 +43,30 @@ function secondsArg (v: string): number {
   return n
 }
 
-/** `--input name=path` pairs: names unique, every file a readable regular file. Checked before any daemon call. */
+/**
+ * `--input name=path` pairs: names unique, every file a readable regular file; or `name=URI` for a
+ * tensor already stored (`ipfs://<cid>`) or a node-local dataset (`dataset://<id>`), passed as is.
+ * Checked before any daemon call.
+ */
 export function parseExecInputs (pairs: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {}
   for (const pair of pairs) {
     const i = pair.indexOf('=')
     if (i <= 0 || i === pair.length - 1) throw new OptionError(`--input '${pair}' must be name=path, e.g. --input x=./x.safetensors`)
     const name = pair.slice(0, i)
-    const path = resolve(pair.slice(i + 1))
+    const value = pair.slice(i + 1)
     if (out[name] !== undefined) throw new OptionError(`--input ${name} is given twice`)
+    if (value.startsWith(DATASET_URI_PREFIX)) {
+      try { parseDatasetUri(value) } catch (err) { throw new OptionError(`--input ${name}: ${(err as Error).message}`) }
+      out[name] = value
+      continue
+    }
+    if (value.startsWith('ipfs://')) {
+      try { CID.parse(value.slice('ipfs://'.length)) } catch { throw new OptionError(`--input ${name}: ${value} is not ipfs://<CID>`) }
+      out[name] = value
+      continue
+    }
+    const path = resolve(value)
     const st = statSync(path, { throwIfNoEntry: false })
     if (st === undefined) throw new OptionError(`--input ${name}: ${path} does not exist`)
     if (!st.isFile()) throw new OptionError(`--input ${name}: ${path} is not a file`)
@@ -57,6 +74,8 @@ export function parseExecInputs (pairs: readonly string[]): Record<string, strin
   }
   return out
 }
+
+const isInputUri = (v: string): boolean => v.startsWith(DATASET_URI_PREFIX) || v.startsWith('ipfs://')
 
 async function loadModel (client: BitflowClient, modelId: string): Promise<ModelShape> {
   try {
@@ -119,6 +138,7 @@ async function runExecution (modelId: string, flags: RunFlags): Promise<void> {
 
   const inputs: Record<string, string> = {}
   for (const [name, path] of Object.entries(files)) {
+    if (isInputUri(path)) { inputs[name] = path; continue }
     const put = await daemonCall(async () => await client.call<PutTensorResult>('bitflow_putTensor', [{ path }]))
     inputs[name] = put.uri
     if (!json) process.stderr.write(`input ${name}: ${put.uri} (${put.tensors.map(t => `${t.name} ${t.dtype} [${t.shape.join(', ')}]`).join(', ')})\n`)
@@ -170,7 +190,7 @@ export function registerExecCommands (program: Command): Command {
   addDaemonOptions(exec.command('run')
     .description('store the inputs, request an execution of <modelId> (escrowing the fee on chain) and print its id; with --wait, follow it and write the outputs')
     .argument('<modelId>', 'a registered model id (bitflowd model register)'))
-    .option('--input <name=path>', 'a model input: a safetensors file (repeatable, one per model input)', collect)
+    .option('--input <name=path>', 'a model input: a safetensors file, ipfs://<cid> of a stored tensor, or dataset://<id> of a node-local dataset (repeatable, one per model input)', collect)
     .option('--max-fee <units>', 'most stake-mint base units to escrow (default: the minimum fee the daemon quotes for the model)', feeArg)
     .option('--wait', 'follow the execution: print each state transition, then write every model output to --out')
     .option('--out <dir>', 'with --wait (implied): directory for <output name>.safetensors (default: the current directory; existing files are never overwritten)')

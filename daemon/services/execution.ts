@@ -33,6 +33,7 @@ import { executionSyncProtocol } from '../../protocols/names.js'
 import { NodeTaskRunner, type NodeAssignment } from '../execution/runner.js'
 import { DisputeResolver } from '../execution/disputes.js'
 import { assignedKindOf } from '../execution/keys.js'
+import { EscrowCloser } from '../execution/closer.js'
 import type { CommitteeService } from './committee.js'
 
 /** How long a request may wait for the model definition before it is declared unknown. */
@@ -92,6 +93,7 @@ export class ExecutionService implements DaemonService {
   readonly disputes: DisputeResolver
   readonly #isOracle: boolean
   readonly #watcher: ChainWatcher | undefined
+  readonly #closer: EscrowCloser | undefined
   readonly #runner: NodeTaskRunner | undefined
   /** failures nodes reported for their attempts, shown as the reason when the attempt expires */
   readonly #failureReports = new Map<string, string>()
@@ -145,6 +147,7 @@ export class ExecutionService implements DaemonService {
         executions: this, settlement: () => this.#settlement(), programId: new PublicKey(ctx.options.programId), log: ctx.log,
         missingCompletion: (node, executionId) => { this.#askNode(node, executionId) }
       })
+      this.#closer = new EscrowCloser({ ctx, executions: () => this.list(), settlement: () => this.#settlement(), programId: new PublicKey(ctx.options.programId) })
       if (ctx.options.roles.includes('node') || ctx.options.roles.includes('validator')) {
         this.#runner = new NodeTaskRunner({
           ctx,
@@ -278,7 +281,11 @@ export class ExecutionService implements DaemonService {
     this.disputes.start()
     if (this.#watcher !== undefined) {
       const watcher = this.#watcher
-      this.#watchTimer = setInterval(() => { watcher.step().catch(err => { this.#ctx.log.debug({ err }, 'chain watch step failed') }) }, WATCH_MS)
+      const closer = this.#closer
+      this.#watchTimer = setInterval(() => {
+        watcher.step().catch(err => { this.#ctx.log.debug({ err }, 'chain watch step failed') })
+        closer?.step().catch(err => { this.#ctx.log.debug({ err }, 'escrow close step failed') })
+      }, WATCH_MS)
       this.#watchTimer.unref()
     }
     // catch up from peers: executions requested while this daemon was down, completions it missed

@@ -93,7 +93,9 @@ export enum ProgramError {
   WrongRecipient = 7060,
   /** the verifier's commitment equals the asserter's */
   CopiedCommitment = 7061,
-  InvalidBlacklist = 7062
+  InvalidBlacklist = 7062,
+  /** close: live or unpaid assignments still hold part of the escrow */
+  PaymentsReserved = 7063
 }
 
 /** The name of a program error code, or undefined for codes that are not the program's own. */

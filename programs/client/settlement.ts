@@ -29,7 +29,8 @@ export enum Instruction {
   RecordSlash = 15,
   ExecuteSlash = 16,
   TopUp = 17,
-  RefreshSeed = 18
+  RefreshSeed = 18,
+  CloseExecution = 19
 }
 
 /** a seed older than trigger + K + this many slots may be refreshed (SlotHashes keeps 512 slots) */
@@ -502,6 +503,20 @@ export function cancelTasks (a: CancelTasksArgs): TransactionInstruction {
   let mask = 0
   for (const i of a.taskIndices) mask |= 1 << i
   view.setUint32(INSTRUCTION_HEADER_SIZE, mask >>> 0, true)
+  const escrow = a.escrow ?? escrowAddress(a.programId, a.execution)[0]
+  return new TransactionInstruction({
+    programId: a.programId,
+    keys: [r(a.requester, true), r(a.config), w(a.execution), w(escrow), w(a.refundTo), r(TOKEN_PROGRAM_ID)],
+    data: Buffer.from(data)
+  })
+}
+
+/**
+ * Close: once nothing in the escrow is reserved (every attempt settled, every earned payment
+ * collected), the requester takes back the remaining balance and every unpaid task is cancelled.
+ */
+export function closeExecution (a: Omit<CancelTasksArgs, 'taskIndices'>): TransactionInstruction {
+  const { data } = header(Instruction.CloseExecution, 0)
   const escrow = a.escrow ?? escrowAddress(a.programId, a.execution)[0]
   return new TransactionInstruction({
     programId: a.programId,

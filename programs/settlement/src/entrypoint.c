@@ -79,6 +79,7 @@ u64 entrypoint(const u8 *input) {
     case IX_EXECUTE_SLASH: return execute_slash(&ctx);
     case IX_TOP_UP: return top_up(&ctx);
     case IX_REFRESH_SEED: return refresh_seed(&ctx);
+    case IX_CLOSE_EXECUTION: return close_execution(&ctx);
     default: return FAIL(ERR_INVALID_INSTRUCTION, "unknown instruction");
   }
 }

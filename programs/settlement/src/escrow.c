@@ -1,7 +1,7 @@
 /* Escrow: a requester opens an execution, escrowing every task's price x (1 + expected verification
  * cost) in the stake mint, in a token account at PDA ["escrow", execution] whose token authority is the
  * execution account; the request slot is recorded (first attempts' seeds derive from request slot + K).
- * Cancel refunds tasks that were never assigned. */
+ * Cancel refunds tasks that were never assigned; close returns what is left once nothing is owed. */
 #include "settlement.h"
 
 static const u8 SEED_EXECUTION[] = {'e', 'x', 'e', 'c', 'u', 't', 'i', 'o', 'n'};
@@ -162,6 +162,49 @@ u64 cancel_tasks(const Context *ctx) {
     if (args.task_mask & (1U << i)) e->tasks[i].flags |= TASK_CANCELLED;
   }
   e->balance -= refund;
+  if (refund == 0) return 0;
+  u8 bump = e->bump;
+  SolSignerSeed seeds[4];
+  execution_signer_seeds(e, seeds, &bump);
+  SolSignerSeeds signer = {seeds, 4};
+  return token_transfer(vault, dest, exec_acc, refund, &signer);
+}
+
+/* Close: once no assignment holds a reservation (every live attempt settled and every earned payment
+ * collected), the requester takes back the escrow's remaining balance (the expected verification
+ * cost of tasks never sampled, the unpaid share of unverifiable tasks, tasks that failed), and every
+ * task not paid is cancelled so the execution takes no new assignment.
+ * accounts: 0 requester (signer), 1 config, 2 execution (writable), 3 escrow vault (writable),
+ *           4 refund token account (writable, the one recorded at open), 5 token program */
+u64 close_execution(const Context *ctx) {
+  if (ctx->accounts_len < 6) return FAIL(ERR_NOT_ENOUGH_ACCOUNTS, "close_execution needs 6 accounts");
+  SolAccountInfo *requester = &ctx->accounts[0];
+  SolAccountInfo *config_acc = &ctx->accounts[1];
+  SolAccountInfo *exec_acc = &ctx->accounts[2];
+  SolAccountInfo *vault = &ctx->accounts[3];
+  SolAccountInfo *dest = &ctx->accounts[4];
+  SolAccountInfo *token = &ctx->accounts[5];
+  if (ctx->args_len != 0) return FAIL(ERR_INVALID_INSTRUCTION, "close_execution takes no arguments");
+
+  Config *c;
+  TRY(load_config(ctx, config_acc, &c));
+  Execution *e;
+  TRY(load_execution(ctx, exec_acc, config_acc->key, &e));
+  TRY(require_writable(exec_acc));
+  TRY(require_signer(requester));
+  if (!key_eq(requester->key, &e->requester)) return FAIL(ERR_NOT_REQUESTER, "only the requester may close");
+  TRY(require_token_program(token));
+  if (!key_eq(vault->key, &e->vault)) return FAIL(ERR_WRONG_VAULT, "not this execution's escrow");
+  if (!key_eq(dest->key, &e->refund_to)) return FAIL(ERR_WRONG_RECIPIENT, "refunds go to the account that paid");
+  TRY(require_writable(vault));
+  TRY(require_writable(dest));
+  if (e->reserved_amount != 0) return FAIL(ERR_PAYMENTS_RESERVED, "assignments still hold part of the escrow");
+
+  for (u64 i = 0; i < e->task_count && i < MAX_TASKS; i++) {
+    if (!(e->tasks[i].flags & TASK_PAID)) e->tasks[i].flags |= TASK_CANCELLED;
+  }
+  u64 refund = e->balance;
+  e->balance = 0;
   if (refund == 0) return 0;
   u8 bump = e->bump;
   SolSignerSeed seeds[4];

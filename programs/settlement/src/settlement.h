@@ -33,6 +33,7 @@ enum {
   IX_EXECUTE_SLASH = 16,
   IX_TOP_UP = 17,
   IX_REFRESH_SEED = 18,
+  IX_CLOSE_EXECUTION = 19,
 };
 
 /* a seed whose slot is older than this many slots past trigger + K may be refreshed (SlotHashes keeps 512) */
@@ -104,6 +105,7 @@ enum {
   ERR_WRONG_RECIPIENT = 7060,      /* payout or bounty account not owned by the entitled key */
   ERR_COPIED_COMMITMENT = 7061,    /* verifier commitment equals the asserter's */
   ERR_INVALID_BLACKLIST = 7062,    /* unsorted, repeated, too long, or verification without the asserter */
+  ERR_PAYMENTS_RESERVED = 7063,    /* close: live or unpaid assignments still hold part of the escrow */
 };
 
 /* ---- accounts ---- */
@@ -543,6 +545,7 @@ u64 open_execution(const Context *ctx);
 u64 cancel_tasks(const Context *ctx);
 u64 top_up(const Context *ctx);
 u64 refresh_seed(const Context *ctx);
+u64 close_execution(const Context *ctx);
 u64 assign(const Context *ctx);
 u64 commit(const Context *ctx);
 u64 decide_sampling(const Context *ctx);

@@ -37,7 +37,8 @@ const PARAMS: Params = {
   minStakeRatioBps: 100_000,
   seedDelaySlots: 4,
   deadlineBaseSecs: 30,
-  deadlinePer100CuSecs: 5
+  deadlinePer100CuSecs: 5,
+  unverifiablePayBps: 5_000
 }
 const taskId = (name: string): Uint8Array => createHash('sha256').update(name).digest()
 

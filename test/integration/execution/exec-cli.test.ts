@@ -40,6 +40,8 @@ describe.concurrent('bitflowd exec: argument errors exit 2 before contacting a d
     [['run', UNKNOWN_MODEL, '--input', 'x=/nonexistent/x.safetensors'], /--input x: \/nonexistent\/x.safetensors does not exist/],
     [['run', UNKNOWN_MODEL, '--input', `x=${dir}`], /is not a file/],
     [['run', UNKNOWN_MODEL, '--input', `x=${xFile}`, '--input', `x=${xFile}`], /--input x is given twice/],
+    [['run', UNKNOWN_MODEL, '--input', 'x=dataset://not-an-id'], /--input x: 'dataset:\/\/not-an-id' is not a dataset id/],
+    [['run', UNKNOWN_MODEL, '--input', 'x=ipfs://nope'], /--input x: ipfs:\/\/nope is not ipfs:\/\/<CID>/],
     [['run', UNKNOWN_MODEL, '--max-fee', '-1'], /--max-fee.*must be a whole number/],
     [['run', UNKNOWN_MODEL, '--max-fee', '12.5'], /--max-fee.*must be a whole number/],
     [['run', UNKNOWN_MODEL, '--wait', '--timeout', '0'], /--timeout.*positive number of seconds/],

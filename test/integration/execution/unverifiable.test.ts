@@ -17,10 +17,11 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { PublicKey, type Connection } from '@solana/web3.js'
 import { Testnet, type TestnetFile, type TestnetDaemon } from '../../../scripts/lib/testnet.js'
 import { buildDemoModel, demoTaskpackCid, prepareDemo, compareWithReference, type PreparedDemo } from '../../../scripts/lib/demo-model.js'
-import { chainConnection, nodeAccountOf } from '../../../scripts/lib/slashing.js'
+import { chainConnection, nodeAccountOf, tokenBalance } from '../../../scripts/lib/slashing.js'
+import { associatedTokenAddress } from '../../../programs/chain/spl.js'
 import {
-  assignmentAddress, decodeAssignment, decodeConfig, decodeTaskState, executionAddress, taskStateAddress,
-  AssignmentKind, Sampling, TaskStatus as ChainTaskStatus, type ConfigAccount
+  assignmentAddress, decodeAssignment, decodeConfig, decodeExecution, decodeTaskState, escrowAddress, executionAddress, taskStateAddress,
+  AssignmentKind, Sampling, TaskFlag, TaskStatus as ChainTaskStatus, type ConfigAccount
 } from '../../../programs/client/index.js'
 import { executionKey, taskKey } from '../../../protocols/execution/ids.js'
 import type { BitflowClient } from '../../../daemon/rpc/client.js'
@@ -99,6 +100,14 @@ async function expectReferenceOutput (s: Status): Promise<void> {
   expect(cmp.match, JSON.stringify(cmp)).toBe(true)
 }
 
+const executionOf = (executionId: string): PublicKey => executionAddress(new PublicKey(file!.chain!.programId), new PublicKey(file!.chain!.config), executionKey(executionId))[0]
+
+/** The requester's token account (escrows are funded from it and refunded to it). */
+async function requesterTokenAccount (): Promise<PublicKey> {
+  const owner = new PublicKey(byName('oracle-1').solanaAddress)
+  return associatedTokenAddress(owner, decodeConfig((await connection.getAccountInfo(new PublicKey(file!.chain!.config)))!.data).stakeMint)
+}
+
 /** The on-chain task state and the attempts of one task. */
 async function chainTask (executionId: string, taskId: string): Promise<{ sampling: Sampling, status: ChainTaskStatus, attempts: Array<ReturnType<typeof decodeAssignment>> }> {
   const programId = new PublicKey(file!.chain!.programId)
@@ -118,6 +127,8 @@ describe('dataset:// tasks and verifiability', () => {
     const uri = await addDataset(node1)
     await advertisedEverywhere(node1, uri.slice('dataset://'.length))
 
+    const requesterToken = await requesterTokenAccount()
+    const tokensBefore = await tokenBalance(connection, requesterToken)
     const r = await requester.call<{ executionId: string, pricePerTask: string }>('bitflow_requestExecution', [{ modelId: demo.modelId, inputs: { x: uri }, maxFee: '100000' }])
     const s = await finalStatus(r.executionId, 240_000)
     await expectReferenceOutput(s)
@@ -143,6 +154,22 @@ describe('dataset:// tasks and verifiability', () => {
       expect(c.attempts.map(a => a.kind)).toEqual([AssignmentKind.Primary, AssignmentKind.Verification])
       expect(c.attempts[0]!.payment).toBe(price)
     }
+
+    // once every earned payment is collected, the requester's daemon closes the escrow: the requester
+    // paid exactly what the nodes and the validator were paid, and the rest came back
+    const account = executionOf(r.executionId)
+    const closed = await eventually('the requester to close the escrow', async () => {
+      const e = decodeExecution((await connection.getAccountInfo(account, 'confirmed'))!.data)
+      return e.balance === 0n ? e : undefined
+    }, 60_000)
+    expect(closed.refundTo.toBase58()).toBe(requesterToken.toBase58())
+    expect(closed.reservedAmount).toBe(0n)
+    expect(closed.tasks.every(t => (t.flags & TaskFlag.Paid) !== 0)).toBe(true)
+    expect(await tokenBalance(connection, escrowAddress(new PublicKey(file!.chain!.programId), account)[0])).toBe(0n)
+    let paid = 0n
+    for (const t of [t1!, t2!, t3!]) for (const a of (await chainTask(r.executionId, t.taskId)).attempts) if (a.paid) paid += a.payment
+    expect(closed.deposited).toBeGreaterThan(paid)
+    expect(tokensBefore - await tokenBalance(connection, requesterToken)).toBe(paid)
   }, 300_000)
 
   it('samples the same task once a validator holds the dataset too, and the validator re-executes it from its own copy', async () => {

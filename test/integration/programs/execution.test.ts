@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { Keypair, PublicKey, SystemProgram, Transaction } from '@solana/web3.js'
 import {
   AssignmentKind, AssignmentStatus, NodeStatus, ProgramError, Sampling, SlashStatus, TaskFlag, TaskStatus, Verdict,
-  NODE_PAYMENTS_IN_FLIGHT_OFFSET, NO_ATTEMPT, cancelTasks, changeCommittee, commitment, committeeDigest, decodeNode,
+  NODE_PAYMENTS_IN_FLIGHT_OFFSET, NO_ATTEMPT, cancelTasks, changeCommittee, closeExecution, commitment, committeeDigest, decodeNode,
   decodeSlash, deadlineSeconds, ed25519Instruction, ed25519PublicKeyOffset, executeSlash, expire, quorumInstruction,
   signEd25519, taskShare, unbond, verificationPayment, refreshSeed, SEED_STALE_SLOTS
 } from '../../../programs/client/index.js'
@@ -521,6 +521,40 @@ describe('settlement program: outcomes, sampling, payments', () => {
     expect(chain.tokenBalance(asserter.ownerToken)).toBe(before + a.payment)
     expect(world.execution(h).reservedAmount).toBe(PRICE) // only T0's attempt is still reserved
     expectError(chain.send([world.payIx(h, T1, 0, asserter)]), ProgramError.AlreadyPaid)
+  })
+
+  it('close: refused while an assignment holds a reservation; then returns the whole remainder to the requester and cancels unpaid tasks', () => {
+    const close = (over: Partial<Parameters<typeof closeExecution>[0]> = {}, signer = h.requester): ReturnType<Chain['send']> => chain.send([closeExecution({
+      programId: chain.programId, config: world.config, requester: h.requester.publicKey, execution: h.execution, refundTo: h.requesterToken, ...over
+    })], [signer])
+    // T0's attempt is live: its payment is reserved
+    expectError(close(), ProgramError.PaymentsReserved)
+    const out = output('a')
+    expectOk(chain.send([world.commitIx(h, T0, 0, asserter, out.commitment)], [asserter.operator]))
+    world.forceSampling(h, T0, 0, false)
+    expectOk(chain.send([world.decideIx(h, T0, 0)]))
+    expectOk(chain.send([world.revealIx(h, T0, 0, asserter, out.root, out.salt)], [asserter.operator]))
+    // verified but not collected yet: still reserved
+    expectError(close(), ProgramError.PaymentsReserved)
+    expectOk(chain.send([world.payIx(h, T0, 0, asserter)]))
+    const stranger = chain.funded()
+    expectError(close({ requester: stranger.publicKey }, stranger), ProgramError.NotRequester)
+    expectError(close({ refundTo: chain.createTokenAccount(world.mint, h.requester.publicKey, 0n) }), ProgramError.WrongRecipient)
+    const before = chain.tokenBalance(h.requesterToken)
+    const left = world.execution(h).balance
+    expect(left).toBeGreaterThan(0n) // T1 never ran, and T0's expected verification cost was not spent
+    recordUnits('close_execution', close())
+    expect(chain.tokenBalance(h.requesterToken)).toBe(before + left)
+    expect(chain.tokenBalance(h.escrow)).toBe(0n)
+    const e = world.execution(h)
+    expect(e.balance).toBe(0n)
+    expect(e.tasks[0]!.flags & TaskFlag.Cancelled).toBe(0)
+    expect(e.tasks[1]!.flags & TaskFlag.Cancelled).toBe(TaskFlag.Cancelled)
+    chain.advanceSlots(world.params.seedDelaySlots + 1)
+    expectError(world.assign(h, { taskId: T1, attempt: 0, node: verifier }), ProgramError.TaskCancelled)
+    // closing again moves nothing
+    expectOk(close())
+    expect(chain.tokenBalance(h.requesterToken)).toBe(before + left)
   })
 
   it('an expired attempt fails, is superseded by a reassignment, and is never paid', () => {
