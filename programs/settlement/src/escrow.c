@@ -114,33 +114,48 @@ u64 open_execution(const Context *ctx) {
   return 0;
 }
 
-/* accounts: 0 requester (signer), 1 config, 2 execution (writable), 3 escrow vault (writable),
- *           4 refund token account (writable, the one recorded at open), 5 token program */
-u64 cancel_tasks(const Context *ctx) {
-  if (ctx->accounts_len < 6) return FAIL(ERR_NOT_ENOUGH_ACCOUNTS, "cancel_tasks needs 6 accounts");
+/* The accounts of a refund by the requester (cancel, close), checked: 0 requester (signer),
+ * 1 config, 2 execution (writable), 3 escrow vault (writable), 4 refund token account (writable,
+ * the one recorded at open), 5 token program. */
+static u64 load_refund(const Context *ctx, Config **c, Execution **e) {
+  if (ctx->accounts_len < 6) return FAIL(ERR_NOT_ENOUGH_ACCOUNTS, "a refund needs 6 accounts");
   SolAccountInfo *requester = &ctx->accounts[0];
   SolAccountInfo *config_acc = &ctx->accounts[1];
   SolAccountInfo *exec_acc = &ctx->accounts[2];
   SolAccountInfo *vault = &ctx->accounts[3];
   SolAccountInfo *dest = &ctx->accounts[4];
-  SolAccountInfo *token = &ctx->accounts[5];
+  TRY(load_config(ctx, config_acc, c));
+  TRY(load_execution(ctx, exec_acc, config_acc->key, e));
+  TRY(require_writable(exec_acc));
+  TRY(require_signer(requester));
+  if (!key_eq(requester->key, &(*e)->requester)) return FAIL(ERR_NOT_REQUESTER, "only the requester may cancel or close");
+  TRY(require_token_program(&ctx->accounts[5]));
+  if (!key_eq(vault->key, &(*e)->vault)) return FAIL(ERR_WRONG_VAULT, "not this execution's escrow");
+  if (!key_eq(dest->key, &(*e)->refund_to)) return FAIL(ERR_WRONG_RECIPIENT, "refunds go to the account that paid");
+  TRY(require_writable(vault));
+  TRY(require_writable(dest));
+  return 0;
+}
+
+/* Moves `amount` from the escrow vault (accounts[3]) to the refund account (accounts[4]). */
+static u64 refund_transfer(const Context *ctx, Execution *e, u64 amount) {
+  if (amount == 0) return 0;
+  u8 bump = e->bump;
+  SolSignerSeed seeds[4];
+  execution_signer_seeds(e, seeds, &bump);
+  SolSignerSeeds signer = {seeds, 4};
+  return token_transfer(&ctx->accounts[3], &ctx->accounts[4], &ctx->accounts[2], amount, &signer);
+}
+
+/* accounts: see load_refund */
+u64 cancel_tasks(const Context *ctx) {
   if (ctx->args_len != sizeof(CancelArgs)) return FAIL(ERR_INVALID_INSTRUCTION, "cancel_tasks argument length");
   CancelArgs args;
   sol_copy(&args, ctx->args, sizeof args);
   if (args.reserved != 0) return FAIL(ERR_INVALID_INSTRUCTION, "reserved bytes must be zero");
-
   Config *c;
-  TRY(load_config(ctx, config_acc, &c));
   Execution *e;
-  TRY(load_execution(ctx, exec_acc, config_acc->key, &e));
-  TRY(require_writable(exec_acc));
-  TRY(require_signer(requester));
-  if (!key_eq(requester->key, &e->requester)) return FAIL(ERR_NOT_REQUESTER, "only the requester may cancel");
-  TRY(require_token_program(token));
-  if (!key_eq(vault->key, &e->vault)) return FAIL(ERR_WRONG_VAULT, "not this execution's escrow");
-  if (!key_eq(dest->key, &e->refund_to)) return FAIL(ERR_WRONG_RECIPIENT, "refunds go to the account that paid");
-  TRY(require_writable(vault));
-  TRY(require_writable(dest));
+  TRY(load_refund(ctx, &c, &e));
   if (args.task_mask == 0 || (e->task_count < 32 && (args.task_mask >> e->task_count) != 0)) {
     return FAIL(ERR_INVALID_TASKS, "task mask names no task or a task the execution lacks");
   }
@@ -162,42 +177,19 @@ u64 cancel_tasks(const Context *ctx) {
     if (args.task_mask & (1U << i)) e->tasks[i].flags |= TASK_CANCELLED;
   }
   e->balance -= refund;
-  if (refund == 0) return 0;
-  u8 bump = e->bump;
-  SolSignerSeed seeds[4];
-  execution_signer_seeds(e, seeds, &bump);
-  SolSignerSeeds signer = {seeds, 4};
-  return token_transfer(vault, dest, exec_acc, refund, &signer);
+  return refund_transfer(ctx, e, refund);
 }
 
 /* Close: once no assignment holds a reservation (every live attempt settled and every earned payment
  * collected), the requester takes back the escrow's remaining balance (the expected verification
  * cost of tasks never sampled, the unpaid share of unverifiable tasks, tasks that failed), and every
  * task not paid is cancelled so the execution takes no new assignment.
- * accounts: 0 requester (signer), 1 config, 2 execution (writable), 3 escrow vault (writable),
- *           4 refund token account (writable, the one recorded at open), 5 token program */
+ * accounts: see load_refund */
 u64 close_execution(const Context *ctx) {
-  if (ctx->accounts_len < 6) return FAIL(ERR_NOT_ENOUGH_ACCOUNTS, "close_execution needs 6 accounts");
-  SolAccountInfo *requester = &ctx->accounts[0];
-  SolAccountInfo *config_acc = &ctx->accounts[1];
-  SolAccountInfo *exec_acc = &ctx->accounts[2];
-  SolAccountInfo *vault = &ctx->accounts[3];
-  SolAccountInfo *dest = &ctx->accounts[4];
-  SolAccountInfo *token = &ctx->accounts[5];
   if (ctx->args_len != 0) return FAIL(ERR_INVALID_INSTRUCTION, "close_execution takes no arguments");
-
   Config *c;
-  TRY(load_config(ctx, config_acc, &c));
   Execution *e;
-  TRY(load_execution(ctx, exec_acc, config_acc->key, &e));
-  TRY(require_writable(exec_acc));
-  TRY(require_signer(requester));
-  if (!key_eq(requester->key, &e->requester)) return FAIL(ERR_NOT_REQUESTER, "only the requester may close");
-  TRY(require_token_program(token));
-  if (!key_eq(vault->key, &e->vault)) return FAIL(ERR_WRONG_VAULT, "not this execution's escrow");
-  if (!key_eq(dest->key, &e->refund_to)) return FAIL(ERR_WRONG_RECIPIENT, "refunds go to the account that paid");
-  TRY(require_writable(vault));
-  TRY(require_writable(dest));
+  TRY(load_refund(ctx, &c, &e));
   if (e->reserved_amount != 0) return FAIL(ERR_PAYMENTS_RESERVED, "assignments still hold part of the escrow");
 
   for (u64 i = 0; i < e->task_count && i < MAX_TASKS; i++) {
@@ -205,12 +197,7 @@ u64 close_execution(const Context *ctx) {
   }
   u64 refund = e->balance;
   e->balance = 0;
-  if (refund == 0) return 0;
-  u8 bump = e->bump;
-  SolSignerSeed seeds[4];
-  execution_signer_seeds(e, seeds, &bump);
-  SolSignerSeeds signer = {seeds, 4};
-  return token_transfer(vault, dest, exec_acc, refund, &signer);
+  return refund_transfer(ctx, e, refund);
 }
 
 /* The escrow holds each task's *expected* verification cost, pooled over the execution, so a run of

@@ -16,12 +16,13 @@ import { join } from 'node:path'
 import { cpSync, readFileSync, writeFileSync } from 'node:fs'
 import { PublicKey } from '@solana/web3.js'
 import { Testnet, type TestnetFile, type TestnetDaemon } from '../../../scripts/lib/testnet.js'
-import { buildDemoModel, demoTaskpackCid, demoTaskpackDir, prepareDemo, compareWithReference, type PreparedDemo, type DemoModel } from '../../../scripts/lib/demo-model.js'
+import { buildDemoModel, demoTaskpackCid, demoTaskpackDir, prepareDemo, type PreparedDemo, type DemoModel } from '../../../scripts/lib/demo-model.js'
 import { addTestnetStake, chainConnection, nodeAccountOf, readChainSlashes, readNode, tokenBalance, type ChainSlash } from '../../../scripts/lib/slashing.js'
 import { decodeConfig, executionAddress, NodeStatus, SlashStatus, verificationPayment, type ConfigAccount } from '../../../programs/client/index.js'
 import { executionKey } from '../../../protocols/execution/ids.js'
 import type { BitflowClient } from '../../../daemon/rpc/client.js'
 import { tempDir, cleanup, eventually } from '../../helpers/daemon.js'
+import { expectReferenceOutput, finalStatus } from '../../helpers/execution.js'
 
 const dir = tempDir('exec-slashing')
 const net = new Testnet(join(dir, 'net'))
@@ -77,19 +78,7 @@ afterAll(async () => {
   cleanup([...(net.load()?.daemons.map(d => d.pid) ?? []), ...(file?.chain !== undefined ? [file.chain.pid] : [])], process.env.BITFLOW_KEEP_TEST_DIRS === '1' ? [] : [dir])
 })
 
-async function finalStatus (client: BitflowClient, executionId: string, timeoutMs: number): Promise<Status> {
-  return await eventually(`execution ${executionId} to finish`, async () => {
-    const s = await client.call<Status>('bitflow_getExecutionStatus', [executionId])
-    return ['completed', 'failed', 'cancelled'].includes(s.overallStatus) ? s : undefined
-  }, timeoutMs)
-}
 
-async function expectReferenceOutput (s: Status): Promise<void> {
-  expect(s.overallStatus, JSON.stringify(s)).toBe('completed')
-  const got = await requester.call<{ safetensorsBase64: string }>('bitflow_getTensor', [s.outputUris.y])
-  const cmp = compareWithReference('y', new Uint8Array(Buffer.from(got.safetensorsBase64, 'base64')), demo.reference)
-  expect(cmp.match, JSON.stringify(cmp)).toBe(true)
-}
 
 /** Polls the chain for the slash of `accused` in `execution`; returns it once it reaches `status`. */
 async function slashOf (execution: PublicKey, accused: PublicKey, status: SlashStatus, timeoutMs: number): Promise<ChainSlash> {
@@ -123,8 +112,8 @@ describe('disputes and slashing', () => {
     expect(recorded.node.status === NodeStatus.Slashed || recorded.slash.status === SlashStatus.Executed).toBe(true)
     const executed = await slashOf(execution, node1Account, SlashStatus.Executed, 60_000)
 
-    const s = await finalStatus(requester, r.executionId, 240_000)
-    await expectReferenceOutput(s)
+    const s = await finalStatus<Status>(requester, r.executionId, 240_000)
+    await expectReferenceOutput(requester, s, demo.reference)
     // the fraudulent attempt failed verification and its task was reassigned to another node
     const failedTask = s.taskStatuses.find(t => t.failures.some(f => f.node === node1.peerId && f.reason.startsWith('verification failed')))
     expect(failedTask, JSON.stringify(s.taskStatuses)).toBeDefined()
@@ -207,7 +196,7 @@ describe('disputes and slashing', () => {
     // an honest validator again: the remaining sampled tasks get verified and the execution completes
     await net.startDaemon('validator-1')
     file = net.load()!
-    await expectReferenceOutput(await finalStatus(requester, r.executionId, 240_000))
+    await expectReferenceOutput(requester, await finalStatus<Status>(requester, r.executionId, 240_000), demo.reference)
   }, 480_000)
   it('a taskpack that gives different outputs on every run splits three ways: nobody is slashed, the taskpack is flagged', async () => {
     const connection = chainConnection(file!.chain!)
@@ -229,7 +218,7 @@ describe('disputes and slashing', () => {
     expect(dispute!.thirdAttempt).not.toBeNull()
 
     // the execution ends, failed, saying why
-    const s = await finalStatus(requester, r.executionId, 60_000)
+    const s = await finalStatus<Status>(requester, r.executionId, 60_000)
     expect(s.overallStatus).toBe('failed')
     expect(s.reason).toMatch(/nondeterministic/)
     // nobody was slashed for it: no slash account, every stake as before

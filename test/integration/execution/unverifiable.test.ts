@@ -16,7 +16,7 @@ import { join } from 'node:path'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { PublicKey, type Connection } from '@solana/web3.js'
 import { Testnet, type TestnetFile, type TestnetDaemon } from '../../../scripts/lib/testnet.js'
-import { buildDemoModel, demoTaskpackCid, prepareDemo, compareWithReference, type PreparedDemo } from '../../../scripts/lib/demo-model.js'
+import { buildDemoModel, demoTaskpackCid, prepareDemo, type PreparedDemo } from '../../../scripts/lib/demo-model.js'
 import { chainConnection, nodeAccountOf, tokenBalance } from '../../../scripts/lib/slashing.js'
 import { associatedTokenAddress } from '../../../programs/chain/spl.js'
 import {
@@ -26,6 +26,7 @@ import {
 import { executionKey, taskKey } from '../../../protocols/execution/ids.js'
 import type { BitflowClient } from '../../../daemon/rpc/client.js'
 import { tempDir, cleanup, eventually } from '../../helpers/daemon.js'
+import { expectReferenceOutput, finalStatus } from '../../helpers/execution.js'
 
 const dir = tempDir('exec-unverifiable')
 const net = new Testnet(join(dir, 'net'))
@@ -86,19 +87,7 @@ async function advertisedEverywhere (holder: TestnetDaemon, id: string): Promise
   }
 }
 
-async function finalStatus (executionId: string, timeoutMs: number): Promise<Status> {
-  return await eventually(`execution ${executionId} to finish`, async () => {
-    const s = await requester.call<Status>('bitflow_getExecutionStatus', [executionId])
-    return ['completed', 'failed', 'cancelled'].includes(s.overallStatus) ? s : undefined
-  }, timeoutMs)
-}
 
-async function expectReferenceOutput (s: Status): Promise<void> {
-  expect(s.overallStatus, JSON.stringify(s)).toBe('completed')
-  const got = await requester.call<{ safetensorsBase64: string }>('bitflow_getTensor', [s.outputUris.y])
-  const cmp = compareWithReference('y', new Uint8Array(Buffer.from(got.safetensorsBase64, 'base64')), demo.reference)
-  expect(cmp.match, JSON.stringify(cmp)).toBe(true)
-}
 
 const executionOf = (executionId: string): PublicKey => executionAddress(new PublicKey(file!.chain!.programId), new PublicKey(file!.chain!.config), executionKey(executionId))[0]
 
@@ -130,8 +119,8 @@ describe('dataset:// tasks and verifiability', () => {
     const requesterToken = await requesterTokenAccount()
     const tokensBefore = await tokenBalance(connection, requesterToken)
     const r = await requester.call<{ executionId: string, pricePerTask: string }>('bitflow_requestExecution', [{ modelId: demo.modelId, inputs: { x: uri }, maxFee: '100000' }])
-    const s = await finalStatus(r.executionId, 240_000)
-    await expectReferenceOutput(s)
+    const s = await finalStatus<Status>(requester, r.executionId, 240_000)
+    await expectReferenceOutput(requester, s, demo.reference)
 
     const [t1, t2, t3] = [1, 2, 3].map(n => s.taskStatuses.find(t => t.task === n)!)
     expect(t1).toMatchObject({ status: 'VERIFIED', assignedNode: node1.peerId, unverifiable: true })
@@ -178,8 +167,8 @@ describe('dataset:// tasks and verifiability', () => {
     await advertisedEverywhere(validator, uri.slice('dataset://'.length))
 
     const r = await requester.call<{ executionId: string, pricePerTask: string }>('bitflow_requestExecution', [{ modelId: demo.modelId, inputs: { x: uri }, maxFee: '100000' }])
-    const s = await finalStatus(r.executionId, 240_000)
-    await expectReferenceOutput(s)
+    const s = await finalStatus<Status>(requester, r.executionId, 240_000)
+    await expectReferenceOutput(requester, s, demo.reference)
     const t1 = s.taskStatuses.find(t => t.task === 1)!
     expect(t1).toMatchObject({ status: 'VERIFIED', assignedNode: byName('node-1').peerId, unverifiable: false })
     const c1 = await chainTask(r.executionId, t1.taskId)
