@@ -6,7 +6,7 @@
  * failed or were never run.
  *
  * Executions whose escrow still holds reservations are re-checked with a growing interval; closed
- * ones (balance 0) are forgotten.
+ * ones (balance 0) are forgotten. The interval stays short (at most 30 s) because reads are batched.
  */
 import { PublicKey, type Connection } from '@solana/web3.js'
 import { closeExecution, decodeExecution } from '../../programs/client/index.js'
@@ -17,7 +17,7 @@ import type { TrackedExecution } from '../services/execution.js'
 import { operatorKeypair, sendTransaction } from './chain.js'
 
 const FIRST_CHECK_MS = 2_000
-const MAX_CHECK_MS = 120_000
+const MAX_CHECK_MS = 30_000
 /** accounts per getMultipleAccountsInfo request (the RPC limit is 100) */
 const BATCH = 100
 
