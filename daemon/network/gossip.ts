@@ -67,7 +67,7 @@ export class GossipRouter {
           this.#accepted.set(msg.data, verdict.value)
           return TopicValidatorResult.Accept
         }
-        this.#log.debug({ topic, from: msg.from.toString(), reason: verdict.reason }, `gossip message ${verdict.result}ed`)
+        this.#log.debug({ topic, from: msg.from.toString(), reason: verdict.reason }, `gossip message ${verdict.result === 'ignore' ? 'ignored' : 'rejected'}`)
         return verdict.result === 'ignore' ? TopicValidatorResult.Ignore : TopicValidatorResult.Reject
       })
       pubsub.subscribe(topic)
