@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, write
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { DataDir, processAlive, writeAtomic } from '../../daemon/datadir.js'
-import { projectRoot } from '../../daemon/paths.js'
+import { projectRoot, DAEMON_NODE_FLAGS } from '../../daemon/paths.js'
 import { BitflowClient } from '../../daemon/rpc/client.js'
 import type { Genesis } from '../../protocols/genesis.js'
 import type { RuntimeInfo } from '../../daemon/node.js'
@@ -267,7 +267,7 @@ function range (n: number): number[] { return Array.from({ length: n }, (_, i) =
 /** Starts `node ARGS` detached (its own process group), output appended to `log`; returns its pid. */
 function spawnDaemonProcess (args: string[], log: string): number {
   const fd = openSync(log, 'a')
-  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: cleanEnv() })
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...args], { detached: true, stdio: ['ignore', fd, fd], env: cleanEnv() })
   closeSync(fd)
   child.unref()
   if (child.pid === undefined) throw new TestnetError(`could not start ${args.join(' ')}`)

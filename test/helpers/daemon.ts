@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { projectRoot } from '../../daemon/paths.js'
+import { projectRoot, DAEMON_NODE_FLAGS } from '../../daemon/paths.js'
 import { processAlive } from '../../daemon/datadir.js'
 import { BitflowClient, RpcCallError } from '../../daemon/rpc/client.js'
 import type { RuntimeInfo } from '../../daemon/node.js'
@@ -44,7 +44,7 @@ export interface SpawnedDaemon {
 
 /** Starts a real bitflowd process and waits until it wrote runtime.json. */
 export async function spawnDaemon (dataDir: string, args: string[], timeoutMs = 30_000): Promise<SpawnedDaemon> {
-  const child = spawn(process.execPath, [CLI, '--data-dir', dataDir, '--rpc-port', '0', '--metrics-port', '0', ...args], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, CLI, '--data-dir', dataDir, '--rpc-port', '0', '--metrics-port', '0', ...args], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   child.stdout!.on('data', d => { output += String(d) })
   child.stderr!.on('data', d => { output += String(d) })
