@@ -1,6 +1,6 @@
 import { open as openFile, readFile, mkdir, rename, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
-import { constants as fsc } from 'node:fs'
+import { constants as fsc, existsSync } from 'node:fs'
 import { createHeliaLight, type Helia, type Router, type Provider, type Peer } from 'helia'
 import { withBitswap } from '@helia/bitswap'
 import { unixfs, type UnixFS } from '@helia/unixfs'
@@ -161,8 +161,25 @@ export class ContentStore {
 
   // ---- local blocks (never reach the network) ----
 
+  /** blockstore-fs's file layout (dir + file per CID), for the hot paths that bypass Helia */
+  #sharding (): { encode: (cid: CID) => { dir: string, file: string } } | undefined {
+    return (this.#fs as unknown as { shardingStrategy?: { encode: (cid: CID) => { dir: string, file: string } } }).shardingStrategy
+  }
+
   async has (cid: CID): Promise<boolean> {
     return await this.helia.blockstore.has(cid)
+  }
+
+  /**
+   * Whether the block file exists, checked with one stat on the calling thread: the block
+   * protocol asks this for every block it receives, and the blockstore's own check costs a trip
+   * through Helia's locks and the thread pool. Undefined when the blockstore's layout is unknown.
+   */
+  hasBlockFile (cid: CID): boolean | undefined {
+    const sharding = this.#sharding()
+    if (sharding === undefined) return undefined
+    const { dir, file } = sharding.encode(cid)
+    return existsSync(join(this.blocksDir, dir, file))
   }
 
   async getLocal (cid: CID, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
@@ -178,7 +195,7 @@ export class ContentStore {
    * blockstore's streaming read.
    */
   async readBlock (cid: CID, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
-    const sharding = (this.#fs as unknown as { shardingStrategy?: { encode: (cid: CID) => { dir: string, file: string } } }).shardingStrategy
+    const sharding = this.#sharding()
     if (sharding !== undefined) {
       const { dir, file } = sharding.encode(cid)
       try {
@@ -190,11 +207,40 @@ export class ContentStore {
   }
 
   /**
+   * {@link readBlock} into a buffer the caller provides (`take(size)` returns one of exactly that
+   * many bytes), so a provider streaming many blocks can reuse its buffers.
+   */
+  async readBlockInto (cid: CID, take: (size: number) => Uint8Array, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+    const sharding = this.#sharding()
+    if (sharding === undefined) return await this.readBlock(cid, options)
+    const { dir, file } = sharding.encode(cid)
+    let fh
+    try {
+      fh = await openFile(join(this.blocksDir, dir, file), 'r')
+    } catch {
+      return await this.getLocal(cid, options)
+    }
+    try {
+      const { size } = await fh.stat()
+      const buf = take(size)
+      for (let off = 0; off < size;) {
+        options.signal?.throwIfAborted()
+        const { bytesRead } = await fh.read(buf, off, size - off, off)
+        if (bytesRead === 0) throw new Error(`block ${cid.toString()} is shorter than its file size`)
+        off += bytesRead
+      }
+      return buf
+    } finally {
+      await fh.close()
+    }
+  }
+
+  /**
    * Stores a block that the caller has already verified against its CID, straight into the
    * on-disk blockstore (atomic write). Callers hold {@link gate} shared so gc cannot interleave.
    */
   async putVerified (cid: CID, bytes: Uint8Array | Uint8Array[], options: { signal?: AbortSignal } = {}): Promise<void> {
-    const sharding = (this.#fs as unknown as { shardingStrategy?: { encode: (cid: CID) => { dir: string, file: string } } }).shardingStrategy
+    const sharding = this.#sharding()
     if (sharding === undefined) {
       await this.#fs.put(cid, Array.isArray(bytes) ? new Uint8Array(Buffer.concat(bytes)) : bytes, options)
       return

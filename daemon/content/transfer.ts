@@ -6,7 +6,7 @@ import type { BitflowMetrics } from '../metrics.js'
 import type { Logger } from '../logger.js'
 import type { ContentStore } from './store.js'
 import {
-  FrameDecoder, encodeFrame, encodeRequest, decodeRequest, encodeBlock, decodeBlockParts, verifyBlock, blockLinks, unixfsFileSize, CODEC_RAW,
+  FrameDecoder, encodeFrame, encodeRequest, decodeRequest, encodeBlock, decodeBlockParts, verifyBlock, verifyBlockAsync, blockLinks, unixfsFileSize, CODEC_RAW,
   FRAME_REQUEST, FRAME_BLOCK, FRAME_DONE, FRAME_ERROR, MAX_BLOCK_BYTES, BlockProtocolError
 } from '../../protocols/content/blocks.js'
 
@@ -182,14 +182,25 @@ export class BlockTransfer {
         break
       }
       if (request === undefined) { stream.abort(new Error('no request')); return }
-      const send = async (parts: Uint8Array[]): Promise<void> => {
+      // Blocks are read into reusable buffers. The stream keeps references to what it was given
+      // until the connection's encrypter has copied it into ciphertext; a send() that returns
+      // true has had everything queued before it encrypted, which is when the buffers of the
+      // blocks sent so far may be reused.
+      const pool = new BlockPool(READ_AHEAD + 4)
+      let inFlight: Uint8Array[] = []
+      /** sends the parts; true when everything sent so far has left the stream's buffers */
+      const send = async (parts: Uint8Array[]): Promise<boolean> => {
+        let flushed = true
         for (const p of parts) {
-          if (!stream.send(p)) await stream.onDrain({ signal })
+          flushed = stream.send(p)
+          if (!flushed) await stream.onDrain({ signal })
         }
+        return flushed
       }
       const sent = new Set<string>()
       const read = async (cid: CID): Promise<Uint8Array | undefined> => {
-        try { return await this.#store.readBlock(cid, { signal }) } catch { return undefined }
+        // only raw leaves: the links decoded from a dag-pb block are views of its bytes
+        try { return cid.code === CODEC_RAW ? await this.#store.readBlockInto(cid, n => pool.take(n), { signal }) : await this.#store.readBlock(cid, { signal }) } catch { return undefined }
       }
       for (const root of request) {
         // depth-first, reading a few blocks ahead of the one being sent
@@ -218,7 +229,11 @@ export class BlockTransfer {
           const links = blockLinks(cid, bytes)
           for (let i = links.length - 1; i >= 0; i--) order.push(links[i]!)
           ahead()
-          await send(encodeBlock(cid, bytes))
+          if (cid.code === CODEC_RAW) inFlight.push(bytes)
+          if (await send(encodeBlock(cid, bytes))) {
+            for (const b of inFlight) pool.give(b)
+            inFlight = []
+          }
           sentBytes += bytes.length
         }
       }
@@ -399,13 +414,17 @@ export class BlockTransfer {
         const whole = pooled ?? new Uint8Array(block.length)
         let off = 0
         for (const p of data) { whole.set(p, off); off += p.length }
-        if (!verifyBlock(cid, whole)) {
-          if (pooled !== undefined) pool.give(pooled)
+        const mismatch = (): LieError => {
           this.#metrics.contentBlocksRejected.inc({ reason: 'hash-mismatch' })
-          throw new LieError('hash-mismatch', `sent block ${key} whose bytes do not match its CID`)
+          return new LieError('hash-mismatch', `sent block ${key} whose bytes do not match its CID`)
         }
-        let links: CID[]
-        try { links = pooled !== undefined ? [] : blockLinks(cid, whole) } catch (err) { this.#metrics.contentBlocksRejected.inc({ reason: 'codec' }); throw new LieError('codec', (err as Error).message) }
+        // a raw leaf links nowhere, so it is hashed in the background; an interior node is
+        // verified here because the blocks it links to are accepted only once it is
+        let links: CID[] = []
+        if (pooled === undefined) {
+          if (!verifyBlock(cid, whole)) throw mismatch()
+          try { links = blockLinks(cid, whole) } catch (err) { this.#metrics.contentBlocksRejected.inc({ reason: 'codec' }); throw new LieError('codec', (err as Error).message) }
+        }
         expected.delete(key)
         for (const l of links) if (l.multihash.code !== 0x00) expected.add(l.toString())
         if (key === rootKey && counters.totalBytes === undefined) counters.totalBytes = unixfsFileSize(cid, whole)
@@ -414,7 +433,8 @@ export class BlockTransfer {
         if (counters.bytes > ctx.maxBytes) throw new TransferError('ERR_CONTENT_TOO_LARGE', `content is larger than the ${ctx.maxBytes}-byte limit`)
         // store in the background, a bounded number at a time (reading pauses while it is full)
         const write: Promise<void> = (async () => {
-          if (await this.#store.has(cid)) return
+          if (pooled !== undefined && !(await verifyBlockAsync(cid, whole))) throw mismatch()
+          if (this.#store.hasBlockFile(cid) ?? await this.#store.has(cid)) return
           stored.push(cid)
           await this.#store.putVerified(cid, whole)
         })().finally(() => {

@@ -15,6 +15,7 @@ import type { Registry } from 'prom-client'
 import { createTopicScoreParams } from '@libp2p/gossipsub/score'
 import type { Identity } from '../identity.js'
 import { kadProtocol } from '../../protocols/names.js'
+import { noiseCrypto } from './noise-crypto.js'
 
 export type NetworkServices = {
   identify: Identify
@@ -69,7 +70,7 @@ export async function createBitflowLibp2p (config: Libp2pConfig): Promise<Bitflo
       announce: config.announce
     },
     transports: [tcp()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [noise({ crypto: noiseCrypto })],
     streamMuxers: [yamux()],
     peerDiscovery,
     ...(config.datastore !== undefined ? { datastore: config.datastore } : {}),

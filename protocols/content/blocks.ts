@@ -130,6 +130,16 @@ export function verifyBlock (cid: CID, bytes: Uint8Array): boolean {
   return Buffer.compare(digest, Buffer.from(cid.multihash.digest)) === 0
 }
 
+/**
+ * {@link verifyBlock} off the event loop: WebCrypto hashes in libuv's thread pool, so a receiver
+ * keeps decrypting the next frames while the previous block is hashed.
+ */
+export async function verifyBlockAsync (cid: CID, bytes: Uint8Array): Promise<boolean> {
+  if (cid.multihash.code !== HASH_SHA2_256 || cid.multihash.digest.length !== 32) return false
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>))
+  return Buffer.compare(digest, cid.multihash.digest) === 0
+}
+
 /** The CIDs a block links to (dag-pb), none for raw blocks; throws for other codecs. */
 export function blockLinks (cid: CID, bytes: Uint8Array): CID[] {
   if (cid.code === CODEC_RAW) return []

@@ -196,6 +196,17 @@ describe('tensors, pins and gc', () => {
     expect(err.message).toMatch(/header length/)
   })
 
+  it('moves a tensor of many leaves intact (the provider reuses its read buffers)', async () => {
+    const bytes = tensorFile(11, 6_000_000) // 24 MB: 23 distinct 1 MiB leaves
+    const file = join(dir, 't11.safetensors')
+    writeFileSync(file, bytes)
+    const put = await a.client.call<PutTensorResult>('bitflow_putTensor', [{ path: file }])
+    const out = join(dir, 't11-out.safetensors')
+    const got = await c.client.call<GetTensorResult>('bitflow_getTensor', [put.uri, { providers: [a.runtime.peerId], out }])
+    expect(got.source).toBe('blocks')
+    expect(Buffer.compare(readFileSync(out), Buffer.from(bytes))).toBe(0)
+  })
+
   it('keeps pinned content through gc and removes unpinned content', async () => {
     const put = await a.client.call<PutTensorResult>('bitflow_putTensor', [{ safetensorsBase64: Buffer.from(tensorFile(3, 50_000)).toString('base64') }])
     const fetched = await c.client.call<FetchContentResult>('bitflow_fetchContent', [put.cid])

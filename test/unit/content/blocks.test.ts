@@ -4,7 +4,7 @@ import { importer } from 'ipfs-unixfs-importer'
 import type { CID } from 'multiformats/cid'
 import { FILE_IMPORT_OPTIONS } from '../../../daemon/content/store.js'
 import {
-  FrameDecoder, encodeBlock, decodeBlock, encodeRequest, decodeRequest, verifyBlock, blockLinks, unixfsFileSize, encodeFrame,
+  FrameDecoder, encodeBlock, decodeBlock, encodeRequest, decodeRequest, verifyBlock, verifyBlockAsync, blockLinks, unixfsFileSize, encodeFrame,
   FRAME_BLOCK, FRAME_REQUEST, FRAME_DONE, MAX_FRAME_BYTES
 } from '../../../protocols/content/blocks.js'
 
@@ -45,6 +45,9 @@ describe('block protocol wire format', () => {
         expect(verifyBlock(cid, bytes)).toBe(true)
         const flipped = new Uint8Array(bytes); flipped[0] = flipped[0]! ^ 1
         expect(verifyBlock(cid, flipped)).toBe(false)
+        expect(await verifyBlockAsync(cid, bytes)).toBe(true)
+        expect(await verifyBlockAsync(cid, flipped)).toBe(false)
+        expect(await verifyBlockAsync(cid, bytes.subarray(1))).toBe(false)
       }
     }
     expect(blockLinks(root, blocks.get(root.toString())!.bytes)).toHaveLength(3)
