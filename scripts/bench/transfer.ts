@@ -5,7 +5,7 @@ import { createConnection } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { projectRoot } from '../../daemon/paths.js'
+import { projectRoot, DAEMON_NODE_FLAGS } from '../../daemon/paths.js'
 import { BitflowClient } from '../../daemon/rpc/client.js'
 import type { RuntimeInfo } from '../../daemon/node.js'
 import type { FetchContentResult, PutTensorResult, GcResult } from '../../daemon/content/types.js'
@@ -19,7 +19,7 @@ async function startDaemon (dir: string, name: string, genesisFile: string, boot
   const dataDir = join(dir, name)
   const log = openSync(join(dir, `${name}.log`), 'a')
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('BITFLOW_')))
-  const child = spawn(process.execPath, [CLI(), '--data-dir', dataDir, '--network', 'local', '--genesis-file', genesisFile, '--rpc-port', '0', '--no-metrics',
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, CLI(), '--data-dir', dataDir, '--network', 'local', '--genesis-file', genesisFile, '--rpc-port', '0', '--no-metrics',
     '--listen', '/ip4/127.0.0.1/tcp/0', '--log-level', 'warn', ...bootstrap.flatMap(b => ['--bootstrap', b])], { stdio: ['ignore', log, log], env, detached: false })
   closeSync(log)
   const deadline = Date.now() + 60_000
@@ -59,6 +59,8 @@ async function rawTcp (file: string, bytes: number): Promise<number> {
     sender.kill('SIGKILL')
   }
 }
+
+const RUNS = 3
 
 /**
  * Transfer benchmark: one 256 MiB safetensors tensor from one daemon process to another through
@@ -101,29 +103,36 @@ export async function benchTransfer (options: { mib?: number } = {}): Promise<Be
       await b.client.call<GcResult>('bitflow_gc')
       return res
     }
-    // warm-up (connections, JIT) on the block protocol, then the measured runs
+    // warm-up (connections, JIT) on the block protocol, then the measured runs. On a shared
+    // 2-core VM single runs vary by up to a third, so the block protocol's figure is the median of
+    // RUNS; bitswap gets one run (Helia's bitswap does not fetch a CID again once this daemon has
+    // fetched and collected it: a second run fails after its 30 s timeout)
     await run({ noBitswap: true })
-    const fast = await run({ noBitswap: true })
-    const fast2 = await run({ noBitswap: true })
+    const fastRuns: FetchContentResult[] = []
+    for (let i = 0; i < RUNS; i++) fastRuns.push(await run({ noBitswap: true }))
     const bitswap = await run({ bitswapOnly: true })
-    if (fast.source !== 'blocks' || bitswap.source !== 'bitswap') throw new Error(`unexpected sources ${fast.source}/${bitswap.source}`)
+    const sources = [...new Set(fastRuns.map(r => r.source)), bitswap.source]
+    if (sources.join(',') !== 'blocks,bitswap') throw new Error(`unexpected sources ${sources.join(', ')}`)
     const tcpMs = await rawTcp(file, bytes)
 
     const mbps = (ms: number): number => bytes / 1e6 / (ms / 1000)
-    const fastMbps = Math.max(mbps(fast.ms), mbps(fast2.ms))
+    const fastAll = fastRuns.map(r => mbps(r.ms)).sort((x, y) => x - y)
+    const fastMbps = fastAll[Math.floor(fastAll.length / 2)]!
     const bitswapMbps = mbps(bitswap.ms)
     const tcpMbps = mbps(tcpMs)
+    const fast = fastRuns[0]!
     return {
       bench: 'transfer',
       figures: [
-        { name: `${mib} MiB tensor, BitFlow block protocol (best of 2)`, value: fastMbps, unit: 'MB/s', baseline: { name: 'Helia bitswap', value: bitswapMbps, unit: 'MB/s' }, goal: '>= 150 MB/s and >= 4x bitswap' },
+        { name: `${mib} MiB tensor, BitFlow block protocol (median of ${RUNS})`, value: fastMbps, unit: 'MB/s', baseline: { name: 'Helia bitswap', value: bitswapMbps, unit: 'MB/s' }, goal: '>= 150 MB/s and >= 4x bitswap' },
         { name: `${mib} MiB tensor, Helia bitswap`, value: bitswapMbps, unit: 'MB/s' },
         { name: `${mib} MiB, plain TCP socket`, value: tcpMbps, unit: 'MB/s' },
         { name: 'block protocol vs plain TCP', value: fastMbps, unit: 'MB/s', baseline: { name: 'plain TCP', value: tcpMbps, unit: 'MB/s' } }
       ],
       notes: [
         `content ${put.cid} (${bytes} bytes, ${fast.blocks} blocks of 1 MiB); daemons are separate processes on loopback; each run starts from an empty store (gc) and ends with every block verified and on disk`,
-        `block protocol runs: ${round(mbps(fast.ms))} and ${round(mbps(fast2.ms))} MB/s; bitswap ${round(bitswap.ms / 1000)} s; tcp ${round(tcpMs / 1000)} s`
+        `block protocol runs: ${fastRuns.map(r => round(mbps(r.ms))).join(', ')} MB/s; bitswap ${round(bitswap.ms / 1000)} s; tcp ${round(tcpMs / 1000)} s`,
+        `daemons run with ${DAEMON_NODE_FLAGS.join(' ')} as bitflowd does`
       ]
     }
   } finally {
