@@ -105,8 +105,8 @@ export async function benchTransfer (options: { mib?: number } = {}): Promise<Be
     }
     // warm-up (connections, JIT) on the block protocol, then the measured runs. On a shared
     // 2-core VM single runs vary by up to a third, so the block protocol's figure is the median of
-    // RUNS; bitswap gets one run (Helia's bitswap does not fetch a CID again once this daemon has
-    // fetched and collected it: a second run fails after its 30 s timeout)
+    // RUNS; bitswap gets one run (a second bitswap fetch of the same CID after gc failed after its
+    // 30 s timeout when tried; cause not investigated, see README known limits)
     await run({ noBitswap: true })
     const fastRuns: FetchContentResult[] = []
     for (let i = 0; i < RUNS; i++) fastRuns.push(await run({ noBitswap: true }))
