@@ -489,14 +489,19 @@ export class BlockTransfer {
         }
       } catch (err) { fail(err) }
     }
-    const onEnd = (): void => { if (!done) fail(new TransferError('ERR_PROVIDER', 'the stream ended before the provider finished')) }
+    const onEnd = (): void => {
+      // an abort or a reset ends the readable side first, then reports its cause as a close event
+      if (stream.status === 'aborted' || stream.status === 'reset') return
+      if (!done) fail(new TransferError('ERR_PROVIDER', 'the stream ended before the provider finished'))
+    }
     const onClose = (evt: StreamCloseEvent): void => { if (!done) fail(evt.error ?? new TransferError('ERR_PROVIDER', 'the stream ended before the provider finished')) }
     try {
       for (const part of encodeRequest(wanted)) stream.send(part)
       stream.addEventListener('message', onMessage)
       stream.addEventListener('end', onEnd)
       stream.addEventListener('close', onClose)
-      if (stream.readableEnded || stream.status !== 'open') onEnd()
+      if (stream.status === 'aborted' || stream.status === 'reset') fail(new TransferError('ERR_PROVIDER', `the stream was ${stream.status} before the provider answered`))
+      else if (stream.readableEnded || stream.status !== 'open') onEnd()
       await reading
       await Promise.all(pending)
       this.#metrics.contentTransferBytes.inc({ source: 'blocks', direction: 'in' }, counters.bytes)

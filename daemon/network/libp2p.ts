@@ -16,6 +16,7 @@ import { createTopicScoreParams } from '@libp2p/gossipsub/score'
 import type { Identity } from '../identity.js'
 import { kadProtocol } from '../../protocols/names.js'
 import { noiseCrypto } from './noise-crypto.js'
+import { yamuxOptions } from './muxer.js'
 
 export type NetworkServices = {
   identify: Identify
@@ -71,7 +72,7 @@ export async function createBitflowLibp2p (config: Libp2pConfig): Promise<Bitflo
     },
     transports: [tcp()],
     connectionEncrypters: [noise({ crypto: noiseCrypto })],
-    streamMuxers: [yamux()],
+    streamMuxers: [yamux(yamuxOptions)],
     peerDiscovery,
     ...(config.datastore !== undefined ? { datastore: config.datastore } : {}),
     ...(config.metricsRegistry !== undefined ? { metrics: prometheusMetrics({ registry: config.metricsRegistry, collectDefaultMetrics: false, preserveExistingMetrics: true }) } : {}),

@@ -1,0 +1,77 @@
+import { describe, it, expect, afterEach } from 'vitest'
+import { createHash } from 'node:crypto'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@libp2p/noise'
+import { yamux } from '@libp2p/yamux'
+import type { Stream } from '@libp2p/interface'
+import { yamuxOptions, MAX_STREAM_WINDOW_BYTES } from '../../../daemon/network/muxer.js'
+import { noiseCrypto } from '../../../daemon/network/noise-crypto.js'
+import { eventually } from '../../helpers/daemon.js'
+
+const PROTOCOL = '/bitflow-test/paused/1'
+const CHUNK = 64 * 1024
+
+/** Two libp2p nodes over loopback TCP with the daemon's muxer settings, every stream starting at the largest window. */
+async function pair (): Promise<[Libp2p, Libp2p]> {
+  const opts = { ...yamuxOptions, streamOptions: { ...yamuxOptions.streamOptions, initialStreamWindowSize: MAX_STREAM_WINDOW_BYTES } }
+  const make = async (): Promise<Libp2p> => await createLibp2p({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise({ crypto: noiseCrypto })],
+    streamMuxers: [yamux(opts)]
+  })
+  return [await make(), await make()]
+}
+
+const chunkOf = (i: number): Uint8Array => new Uint8Array(CHUNK).fill(i & 0xff)
+
+describe('yamux settings', () => {
+  const nodes: Libp2p[] = []
+  afterEach(async () => { await Promise.all(nodes.splice(0).map(async n => { await n.stop() })) })
+
+  it('a paused reader holds a whole window of data without its stream being aborted', async () => {
+    const [sender, receiver] = await pair()
+    nodes.push(sender, receiver)
+    let incoming: Stream | undefined
+    await receiver.handle(PROTOCOL, (stream) => { stream.pause(); incoming = stream })
+    const out = await sender.dialProtocol(receiver.getMultiaddrs()[0]!, PROTOCOL)
+
+    // exactly one window: the paused reader grants no more, so all of it waits in its read buffer
+    const total = MAX_STREAM_WINDOW_BYTES / CHUNK
+    const sent = createHash('sha256')
+    for (let i = 0; i < total; i++) {
+      const c = chunkOf(i)
+      sent.update(c)
+      if (!out.send(c)) await out.onDrain()
+    }
+    const paused = await eventually('the window to arrive at the paused reader', async () =>
+      incoming !== undefined && (incoming.readBufferLength === MAX_STREAM_WINDOW_BYTES || incoming.status !== 'open') ? incoming : undefined)
+    // yamux's default read buffer limit (4 MiB) aborted the stream here
+    expect(paused.status).toBe('open')
+    expect(paused.readBufferLength).toBeGreaterThan(4 * 1024 * 1024)
+
+    // resumed, it delivers everything, then whatever follows
+    const received = createHash('sha256')
+    let bytes = 0
+    const ended = new Promise<void>(resolve => { paused.addEventListener('end', () => { resolve() }) })
+    paused.addEventListener('message', (evt) => {
+      for (const b of evt.data instanceof Uint8Array ? [evt.data] : evt.data) { received.update(b); bytes += b.byteLength }
+    })
+    paused.resume()
+    for (let i = total; i < total + 16; i++) {
+      const c = chunkOf(i)
+      sent.update(c)
+      if (!out.send(c)) await out.onDrain()
+    }
+    await out.close()
+    await ended
+    expect(bytes).toBe(MAX_STREAM_WINDOW_BYTES + 16 * CHUNK)
+    expect(received.digest('hex')).toBe(sent.digest('hex'))
+  })
+
+  it('the read buffer limit is never below the largest window', () => {
+    const s = yamuxOptions.streamOptions!
+    expect(s.maxReadBufferLength).toBeGreaterThanOrEqual(s.maxStreamWindowSize!)
+  })
+})
