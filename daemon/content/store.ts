@@ -207,35 +207,6 @@ export class ContentStore {
   }
 
   /**
-   * {@link readBlock} into a buffer the caller provides (`take(size)` returns one of exactly that
-   * many bytes), so a provider streaming many blocks can reuse its buffers.
-   */
-  async readBlockInto (cid: CID, take: (size: number) => Uint8Array, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
-    const sharding = this.#sharding()
-    if (sharding === undefined) return await this.readBlock(cid, options)
-    const { dir, file } = sharding.encode(cid)
-    let fh
-    try {
-      fh = await openFile(join(this.blocksDir, dir, file), 'r')
-    } catch {
-      return await this.getLocal(cid, options)
-    }
-    try {
-      const { size } = await fh.stat()
-      const buf = take(size)
-      for (let off = 0; off < size;) {
-        options.signal?.throwIfAborted()
-        const { bytesRead } = await fh.read(buf, off, size - off, off)
-        if (bytesRead === 0) throw new Error(`block ${cid.toString()} is shorter than its file size`)
-        off += bytesRead
-      }
-      return buf
-    } finally {
-      await fh.close()
-    }
-  }
-
-  /**
    * Stores a block that the caller has already verified against its CID, straight into the
    * on-disk blockstore (atomic write). Callers hold {@link gate} shared so gc cannot interleave.
    */

@@ -2,6 +2,7 @@ import type { PeerId, Stream, Connection, StreamMessageEvent, StreamCloseEvent }
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { CID } from 'multiformats/cid'
 import type { BitflowLibp2p } from '../network/libp2p.js'
+import { waitForWriteRoom } from '../network/backpressure.js'
 import type { BitflowMetrics } from '../metrics.js'
 import type { Logger } from '../logger.js'
 import type { ContentStore } from './store.js'
@@ -95,6 +96,9 @@ const MAX_PENDING_WRITES = 32
  */
 const READ_AHEAD = 3
 
+/** Bytes a provider lets wait in a stream before it reads and sends the next block. */
+const MAX_QUEUED_BYTES = 2 * 1024 * 1024
+
 /**
  * Reusable block buffers of the usual UnixFS leaf size for one transfer session; larger blocks
  * get a buffer of their own.
@@ -182,25 +186,15 @@ export class BlockTransfer {
         break
       }
       if (request === undefined) { stream.abort(new Error('no request')); return }
-      // Blocks are read into reusable buffers. The stream keeps references to what it was given
-      // until the connection's encrypter has copied it into ciphertext; a send() that returns
-      // true has had everything queued before it encrypted, which is when the buffers of the
-      // blocks sent so far may be reused.
-      const pool = new BlockPool(READ_AHEAD + 4)
-      let inFlight: Uint8Array[] = []
-      /** sends the parts; true when everything sent so far has left the stream's buffers */
-      const send = async (parts: Uint8Array[]): Promise<boolean> => {
-        let flushed = true
-        for (const p of parts) {
-          flushed = stream.send(p)
-          if (!flushed) await stream.onDrain({ signal })
-        }
-        return flushed
+      // Every block is read into a buffer of its own, left to the garbage collector once the
+      // connection's encrypter has copied it; at most a few blocks wait in the stream.
+      const send = async (parts: Uint8Array[]): Promise<void> => {
+        for (const p of parts) stream.send(p)
+        await waitForWriteRoom(stream, MAX_QUEUED_BYTES, signal)
       }
       const sent = new Set<string>()
       const read = async (cid: CID): Promise<Uint8Array | undefined> => {
-        // only raw leaves: the links decoded from a dag-pb block are views of its bytes
-        try { return cid.code === CODEC_RAW ? await this.#store.readBlockInto(cid, n => pool.take(n), { signal }) : await this.#store.readBlock(cid, { signal }) } catch { return undefined }
+        try { return await this.#store.readBlock(cid, { signal }) } catch { return undefined }
       }
       for (const root of request) {
         // depth-first, reading a few blocks ahead of the one being sent
@@ -229,11 +223,7 @@ export class BlockTransfer {
           const links = blockLinks(cid, bytes)
           for (let i = links.length - 1; i >= 0; i--) order.push(links[i]!)
           ahead()
-          if (cid.code === CODEC_RAW) inFlight.push(bytes)
-          if (await send(encodeBlock(cid, bytes))) {
-            for (const b of inFlight) pool.give(b)
-            inFlight = []
-          }
+          await send(encodeBlock(cid, bytes))
           sentBytes += bytes.length
         }
       }

@@ -1,28 +1,13 @@
 import { describe, it, expect, afterEach } from 'vitest'
 import { createHash } from 'node:crypto'
-import { createLibp2p, type Libp2p } from 'libp2p'
-import { tcp } from '@libp2p/tcp'
-import { noise } from '@libp2p/noise'
-import { yamux } from '@libp2p/yamux'
+import type { Libp2p } from 'libp2p'
 import type { Stream } from '@libp2p/interface'
 import { yamuxOptions, MAX_STREAM_WINDOW_BYTES } from '../../../daemon/network/muxer.js'
-import { noiseCrypto } from '../../../daemon/network/noise-crypto.js'
 import { eventually } from '../../helpers/daemon.js'
+import { libp2pPair } from '../../helpers/libp2p.js'
 
 const PROTOCOL = '/bitflow-test/paused/1'
 const CHUNK = 64 * 1024
-
-/** Two libp2p nodes over loopback TCP with the daemon's muxer settings, every stream starting at the largest window. */
-async function pair (): Promise<[Libp2p, Libp2p]> {
-  const opts = { ...yamuxOptions, streamOptions: { ...yamuxOptions.streamOptions, initialStreamWindowSize: MAX_STREAM_WINDOW_BYTES } }
-  const make = async (): Promise<Libp2p> => await createLibp2p({
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
-    connectionEncrypters: [noise({ crypto: noiseCrypto })],
-    streamMuxers: [yamux(opts)]
-  })
-  return [await make(), await make()]
-}
 
 const chunkOf = (i: number): Uint8Array => new Uint8Array(CHUNK).fill(i & 0xff)
 
@@ -31,7 +16,8 @@ describe('yamux settings', () => {
   afterEach(async () => { await Promise.all(nodes.splice(0).map(async n => { await n.stop() })) })
 
   it('a paused reader holds a whole window of data without its stream being aborted', async () => {
-    const [sender, receiver] = await pair()
+    // every stream starts at the largest window
+    const [sender, receiver] = await libp2pPair({ initialStreamWindowSize: MAX_STREAM_WINDOW_BYTES })
     nodes.push(sender, receiver)
     let incoming: Stream | undefined
     await receiver.handle(PROTOCOL, (stream) => { stream.pause(); incoming = stream })
