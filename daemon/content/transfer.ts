@@ -3,6 +3,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { CID } from 'multiformats/cid'
 import type { BitflowLibp2p } from '../network/libp2p.js'
 import { waitForWriteRoom } from '../network/backpressure.js'
+import { YoungGarbagePacer } from '../gc.js'
 import type { BitflowMetrics } from '../metrics.js'
 import type { Logger } from '../logger.js'
 import type { ContentStore } from './store.js'
@@ -134,6 +135,8 @@ export class BlockTransfer {
   readonly #metrics: BitflowMetrics
   readonly #log: Logger
   readonly #banned = new Map<string, number>()
+  /** one for both directions: what matters is the bytes this process moves */
+  readonly #youngGc = new YoungGarbagePacer()
   readonly #inflight = new Map<string, Promise<FetchResult>>()
   #nextId = 1
 
@@ -225,6 +228,7 @@ export class BlockTransfer {
           ahead()
           await send(encodeBlock(cid, bytes))
           sentBytes += bytes.length
+          this.#youngGc.add(bytes.length)
         }
       }
       await send(encodeFrame(FRAME_DONE))
@@ -420,6 +424,7 @@ export class BlockTransfer {
         if (key === rootKey && counters.totalBytes === undefined) counters.totalBytes = unixfsFileSize(cid, whole)
         counters.blocks++
         counters.bytes += block.length
+        this.#youngGc.add(block.length)
         if (counters.bytes > ctx.maxBytes) throw new TransferError('ERR_CONTENT_TOO_LARGE', `content is larger than the ${ctx.maxBytes}-byte limit`)
         // store in the background, a bounded number at a time (reading pauses while it is full)
         const write: Promise<void> = (async () => {
