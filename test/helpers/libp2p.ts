@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto'
 import { createLibp2p, type Libp2p } from 'libp2p'
+import type { Stream } from '@libp2p/interface'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@libp2p/noise'
 import { yamux, type YamuxMuxerInit } from '@libp2p/yamux'
@@ -15,4 +17,15 @@ export async function libp2pPair (streamOptions: YamuxMuxerInit['streamOptions']
     streamMuxers: [yamux(opts)]
   })
   return [await make(), await make()]
+}
+
+/** Everything `stream` delivers until it ends: byte count and SHA-256 (hex). Listens from now on; resume a paused stream after calling this. */
+export async function drainStream (stream: Stream): Promise<{ bytes: number, sha256: string }> {
+  const hash = createHash('sha256')
+  let bytes = 0
+  stream.addEventListener('message', (evt) => {
+    for (const b of evt.data instanceof Uint8Array ? [evt.data] : evt.data) { hash.update(b); bytes += b.byteLength }
+  })
+  await new Promise<void>(resolve => { stream.addEventListener('end', () => { resolve() }) })
+  return { bytes, sha256: hash.digest('hex') }
 }

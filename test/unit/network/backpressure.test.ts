@@ -5,7 +5,7 @@ import type { Libp2p } from 'libp2p'
 import type { Stream } from '@libp2p/interface'
 import { waitForWriteRoom } from '../../../daemon/network/backpressure.js'
 import { eventually } from '../../helpers/daemon.js'
-import { libp2pPair } from '../../helpers/libp2p.js'
+import { libp2pPair, drainStream } from '../../helpers/libp2p.js'
 
 const PROTOCOL = '/bitflow-test/backpressure/1'
 const CHUNK = 256 * 1024
@@ -47,18 +47,10 @@ describe('waitForWriteRoom', () => {
     expect(sentBytes).toBeLessThanOrEqual(WINDOW + MAX_QUEUED + CHUNK)
     expect(out.writeBufferLength).toBeLessThanOrEqual(MAX_QUEUED + CHUNK)
 
-    const reader = incoming!
-    const received = createHash('sha256')
-    let receivedBytes = 0
-    const ended = new Promise<void>(resolve => { reader.addEventListener('end', () => { resolve() }) })
-    reader.addEventListener('message', (evt) => {
-      for (const b of evt.data instanceof Uint8Array ? [evt.data] : evt.data) { received.update(b); receivedBytes += b.byteLength }
-    })
-    reader.resume()
+    const received = drainStream(incoming!)
+    incoming!.resume()
     await sending
-    await ended
-    expect(receivedBytes).toBe(CHUNK * CHUNKS)
-    expect(received.digest('hex')).toBe(sent.digest('hex'))
+    expect(await received).toEqual({ bytes: CHUNK * CHUNKS, sha256: sent.digest('hex') })
   })
 
   it('gives up when the stream is aborted or the signal fires while data is queued', async () => {
