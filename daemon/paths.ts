@@ -45,10 +45,10 @@ export function softwareVersion (): string {
  * still grows past 256 MB when it has to; until then it is collected less eagerly.
  *
  * `--expose-gc`: bulk transfers ask for a young-generation collection every 32 MiB
- * (`YoungGarbagePacer` in daemon/gc.ts) so that the buffers node:crypto and sockets hand out are freed before
- * they count toward V8's 64 MB external-memory trigger for a full collection.
+ * (`YoungGarbagePacer` in daemon/gc.ts) so that the buffers node:crypto and sockets hand out
+ * are freed before they count toward V8's 64 MB external-memory trigger for a full collection.
  *
- * Together the last two took the sending daemon from ~0.8 to ~0.5 CPU-s and the full collections
- * of both from ~6 to ~2-3 per 256 MiB transfer.
+ * Together the last two took the sending daemon from ~0.8 to ~0.5 CPU-s per 256 MiB transfer and
+ * its full collections from ~7 to ~3 (the receiver's from ~5 to ~2).
  */
 export const DAEMON_NODE_FLAGS: readonly string[] = ['--single-threaded-gc', '--initial-old-space-size=256', '--expose-gc']

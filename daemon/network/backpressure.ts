@@ -1,5 +1,14 @@
 import type { Stream } from '@libp2p/interface'
 
+/** The stream stopped taking data while some of what was sent on it was still queued. */
+export class StreamWriteClosedError extends Error {
+  readonly code = 'ERR_STREAM_WRITE_CLOSED'
+  constructor (status: string) {
+    super(`the stream closed (${status}) while data sent on it was still queued; that data was not delivered`)
+    this.name = 'StreamWriteClosedError'
+  }
+}
+
 /**
  * Waits until at most `maxQueuedBytes` of what was sent on `stream` are still queued in it.
  *
@@ -12,7 +21,7 @@ export async function waitForWriteRoom (stream: Stream, maxQueuedBytes: number, 
   for (;;) {
     signal?.throwIfAborted()
     // an aborted stream drops what was queued (and says it is idle): that data went nowhere
-    if (stream.writeStatus !== 'writable') throw new Error(`the stream closed while data was queued (${stream.status})`)
+    if (stream.writeStatus !== 'writable') throw new StreamWriteClosedError(stream.status)
     if (stream.writeBufferLength <= maxQueuedBytes) return
     await new Promise<void>((resolve, reject) => {
       const done = (): void => {
@@ -22,7 +31,7 @@ export async function waitForWriteRoom (stream: Stream, maxQueuedBytes: number, 
         signal?.removeEventListener('abort', onAbort)
       }
       const onDrain = (): void => { done(); resolve() }
-      const onClose = (): void => { done(); reject(new Error('the stream closed while data was queued')) }
+      const onClose = (): void => { done(); reject(new StreamWriteClosedError(stream.status)) }
       const onAbort = (): void => { done(); reject(signal?.reason ?? new Error('aborted')) }
       stream.addEventListener('drain', onDrain)
       stream.addEventListener('idle', onDrain)
