@@ -30,12 +30,19 @@ fi
 PATH="$toolchain/bin:$PATH"
 export PATH
 
-# 2. npm dependencies from package-lock.json, reinstalled only when it or package.json changed.
+# 2. npm dependencies from package-lock.json, reinstalled only when it, package.json or a patch in
+#    patches/ changed (npm's postinstall applies the patches with patch-package; see patches/README.md).
 #    `npm install` rather than `npm ci`: litesvm 1.5 lists platform packages at versions that were
 #    never published for other platforms, which `npm ci` refuses as an out-of-sync lock file.
-deps_hash() { cat package.json package-lock.json | sha256sum | cut -d' ' -f1; }
+deps_hash() { cat package.json package-lock.json patches/*.patch | sha256sum | cut -d' ' -f1; }
 if [ "$(cat node_modules/.bitflow-deps-hash 2>/dev/null || true)" != "$(deps_hash)" ]; then
   say "installing npm dependencies"
+  # a patched package is installed afresh, so a changed patch applies to the original files
+  for patch in patches/*.patch; do
+    [ -e "$patch" ] || continue
+    pkg=$(basename "$patch" .patch); pkg=${pkg%+*}
+    rm -rf "node_modules/$(echo "$pkg" | tr + /)"
+  done
   npm install --no-audit --no-fund --loglevel=error >/dev/null
   deps_hash > node_modules/.bitflow-deps-hash
 fi
