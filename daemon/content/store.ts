@@ -272,7 +272,7 @@ export class ContentStore {
       if (seen.has(key)) continue
       seen.add(key)
       if (cid.multihash.code === 0x00) continue // identity: inline
-      if (!(await this.has(cid))) {
+      if (!(this.hasBlockFile(cid) ?? await this.has(cid))) {
         out.push(cid)
         if (out.length > limit) return [root]
         continue
