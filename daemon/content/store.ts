@@ -1,4 +1,4 @@
-import { open as openFile, readFile, mkdir, rename, unlink } from 'node:fs/promises'
+import { open as openFile, mkdir, rename, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { constants as fsc, existsSync } from 'node:fs'
 import { createHeliaLight, type Helia, type Router, type Provider, type Peer } from 'helia'
@@ -13,7 +13,8 @@ import type { Datastore } from 'interface-datastore'
 import type { CID } from 'multiformats/cid'
 import type { BitflowLibp2p } from '../network/libp2p.js'
 import type { Logger } from '../logger.js'
-import { blockLinks, CODEC_DAG_PB, CODEC_RAW } from '../../protocols/content/blocks.js'
+import { blockLinks, verifyBlockAsync, CODEC_DAG_PB, CODEC_RAW, HASH_SHA2_256 } from '../../protocols/content/blocks.js'
+import { BlockFiles, type StoreOutcome } from './block-files.js'
 import { UNIXFS_CHUNK_SIZE } from '../../protocols/taskpack/pack.js'
 
 /**
@@ -113,6 +114,8 @@ export class ContentStore {
   readonly #fs: FsBlockstore
   readonly gate = new Gate()
   readonly #dirs = new Set<string>()
+  /** worker threads for the block protocol's reads and checked writes */
+  readonly #files = new BlockFiles()
   #tmpSeq = 0
   #helia: Helia | undefined
   #unixfs: UnixFS | undefined
@@ -137,6 +140,7 @@ export class ContentStore {
 
   async start (): Promise<void> {
     await this.#fs.open()
+    await this.#files.start()
     const helia = createHeliaLight({
       blockstore: this.#fs,
       datastore: this.#datastore,
@@ -156,6 +160,7 @@ export class ContentStore {
   async stop (): Promise<void> {
     await this.#helia?.stop()
     this.#helia = undefined
+    await this.#files.stop()
     await this.#fs.close()
   }
 
@@ -191,7 +196,7 @@ export class ContentStore {
   }
 
   /**
-   * Reads a local block with one read (the block protocol's hot path); falls back to the
+   * Reads a local block on a worker thread (the block protocol's hot path); falls back to the
    * blockstore's streaming read.
    */
   async readBlock (cid: CID, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
@@ -199,11 +204,30 @@ export class ContentStore {
     if (sharding !== undefined) {
       const { dir, file } = sharding.encode(cid)
       try {
-        // a Buffer is a Uint8Array: no copy
-        return await readFile(join(this.blocksDir, dir, file), options.signal !== undefined ? { signal: options.signal } : {})
-      } catch { /* fall back */ }
+        return await this.#files.read(join(this.blocksDir, dir, file), options)
+      } catch { options.signal?.throwIfAborted() /* otherwise fall back */ }
     }
     return await this.getLocal(cid, options)
+  }
+
+  /**
+   * Checks `bytes` against `cid` and stores them unless the block is already here, on a worker
+   * thread: 'mismatch' (nothing stored), 'present' or 'stored'. Takes `bytes.buffer` (a buffer
+   * the caller owns whole) and hands it back as the result's `bytes`, or as the `bytes` of the
+   * BlockFilesError it throws. Callers hold {@link gate} shared so gc cannot interleave.
+   */
+  async putChecked (cid: CID, bytes: Uint8Array): Promise<{ outcome: StoreOutcome, bytes: Uint8Array }> {
+    const sharding = this.#sharding()
+    if (sharding === undefined || cid.multihash.code !== HASH_SHA2_256 || cid.multihash.digest.length !== 32 || !(bytes.buffer instanceof ArrayBuffer)) {
+      if (!(await verifyBlockAsync(cid, bytes))) return { outcome: 'mismatch', bytes }
+      if (await this.has(cid)) return { outcome: 'present', bytes }
+      await this.putVerified(cid, bytes)
+      return { outcome: 'stored', bytes }
+    }
+    const { dir, file } = sharding.encode(cid)
+    const target = join(this.blocksDir, dir, file)
+    // slice: the digest views the CID's bytes, whose whole buffer a message would otherwise copy
+    return await this.#files.store({ dir: join(this.blocksDir, dir), path: target, tmp: `${target}.tmp-${process.pid}-${this.#tmpSeq++}`, sha256: cid.multihash.digest.slice(), bytes })
   }
 
   /**

@@ -7,8 +7,9 @@ import { YoungGarbagePacer } from '../gc.js'
 import type { BitflowMetrics } from '../metrics.js'
 import type { Logger } from '../logger.js'
 import type { ContentStore } from './store.js'
+import type { BlockFilesError } from './block-files.js'
 import {
-  FrameDecoder, encodeFrame, encodeRequest, decodeRequest, encodeBlock, decodeBlockParts, verifyBlock, verifyBlockAsync, blockLinks, unixfsFileSize, CODEC_RAW,
+  FrameDecoder, encodeFrame, encodeRequest, decodeRequest, encodeBlock, decodeBlockParts, verifyBlock, blockLinks, unixfsFileSize, CODEC_RAW,
   FRAME_REQUEST, FRAME_BLOCK, FRAME_DONE, FRAME_ERROR, MAX_BLOCK_BYTES, BlockProtocolError
 } from '../../protocols/content/blocks.js'
 
@@ -412,7 +413,7 @@ export class BlockTransfer {
           this.#metrics.contentBlocksRejected.inc({ reason: 'hash-mismatch' })
           return new LieError('hash-mismatch', `sent block ${key} whose bytes do not match its CID`)
         }
-        // a raw leaf links nowhere, so it is hashed in the background; an interior node is
+        // a raw leaf links nowhere, so it is hashed with its write; an interior node is
         // verified here because the blocks it links to are accepted only once it is
         let links: CID[] = []
         if (pooled === undefined) {
@@ -427,14 +428,28 @@ export class BlockTransfer {
         this.#youngGc.add(block.length)
         if (counters.bytes > ctx.maxBytes) throw new TransferError('ERR_CONTENT_TOO_LARGE', `content is larger than the ${ctx.maxBytes}-byte limit`)
         // store in the background, a bounded number at a time (reading pauses while it is full)
+        let returned: Uint8Array | undefined
         const write: Promise<void> = (async () => {
-          if (pooled !== undefined && !(await verifyBlockAsync(cid, whole))) throw mismatch()
+          if (pooled !== undefined) {
+            // hashed and written on a worker thread, which hands the pool buffer back
+            let put
+            try {
+              put = await this.#store.putChecked(cid, whole)
+            } catch (err) {
+              returned = (err as BlockFilesError).bytes
+              throw err
+            }
+            returned = put.bytes
+            if (put.outcome === 'mismatch') throw mismatch()
+            if (put.outcome === 'stored') stored.push(cid)
+            return
+          }
           if (this.#store.hasBlockFile(cid) ?? await this.#store.has(cid)) return
           stored.push(cid)
           await this.#store.putVerified(cid, whole)
         })().finally(() => {
           pending.delete(write)
-          if (pooled !== undefined) pool.give(pooled)
+          if (returned !== undefined) pool.give(returned)
           if (paused && pending.size < MAX_PENDING_WRITES / 2 && !settled) { paused = false; stream.resume() }
         })
         write.catch(err => { fail(err) })
