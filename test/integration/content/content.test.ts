@@ -207,6 +207,22 @@ describe('tensors, pins and gc', () => {
     expect(Buffer.compare(readFileSync(out), Buffer.from(bytes))).toBe(0)
   })
 
+  it('fetches content over bitswap again after gc deleted it (patches/@helia+bitswap+4.0.19.patch)', async () => {
+    const file = join(dir, 't12.safetensors')
+    writeFileSync(file, tensorFile(12, 700_000)) // 2.8 MB: 3 leaves and a root
+    const put = await a.client.call<PutTensorResult>('bitflow_putTensor', [{ path: file }])
+    const fetch = async (): Promise<FetchContentResult> => await b.client.call<FetchContentResult>('bitflow_fetchContent', [put.cid, { providers: [a.runtime.peerId], bitswapOnly: true }])
+    const first = await fetch()
+    expect(first).toMatchObject({ source: 'bitswap', blocks: 4 })
+    await b.client.call<GcResult>('bitflow_gc')
+    expect(await b.client.call<ContentStat>('bitflow_statContent', [put.cid])).toMatchObject({ local: false })
+    // a's bitswap ledger still lists these blocks as sent to b: unpatched, it dropped b's new
+    // wants for them and this fetch failed after its 30 s timeout
+    const again = await fetch()
+    expect(again).toMatchObject({ source: 'bitswap', blocks: 4 })
+    expect(await b.client.call<ContentStat>('bitflow_statContent', [put.cid])).toMatchObject({ local: true, complete: true })
+  }, 60_000)
+
   it('keeps pinned content through gc and removes unpinned content', async () => {
     const put = await a.client.call<PutTensorResult>('bitflow_putTensor', [{ safetensorsBase64: Buffer.from(tensorFile(3, 50_000)).toString('base64') }])
     const fetched = await c.client.call<FetchContentResult>('bitflow_fetchContent', [put.cid])
