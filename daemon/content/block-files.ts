@@ -137,6 +137,9 @@ export class BlockFiles {
     signal?.throwIfAborted()
     const reply = this.#worker().request(req, transfer)
     if (signal === undefined) return await reply
+    // after an abort nobody awaits the reply: its late failure (a worker that died) must not
+    // become an unhandled rejection, which would end the daemon
+    reply.catch(() => {})
     let onAbort!: () => void
     const aborted = new Promise<never>((_resolve, reject) => {
       onAbort = () => { reject(signal.reason ?? new Error('aborted')) }
