@@ -12,13 +12,17 @@ import { Worker } from 'node:worker_threads'
  */
 
 export type StoreOutcome = 'stored' | 'present' | 'mismatch'
+/** how a stored block reached the file: with O_DIRECT past the page cache, or through it */
+export type WriteMode = 'direct' | 'buffered'
+
+export interface BlockFilesWorkerData { directWrites: boolean }
 
 export type BlockFilesRequest =
   | { op: 'read', id: number, path: string }
   | { op: 'store', id: number, dir: string, path: string, tmp: string, sha256: Uint8Array, buffer: ArrayBuffer, offset: number, length: number }
 
 export type BlockFilesReply =
-  | { id: number, ok: true, outcome?: StoreOutcome, buffer: ArrayBuffer, offset: number, length: number }
+  | { id: number, ok: true, outcome?: StoreOutcome, written?: WriteMode, buffer: ArrayBuffer, offset: number, length: number }
   | { id: number, ok: false, code: string, message: string, buffer?: ArrayBuffer, offset?: number, length?: number }
 
 /** A block-file operation failed; `code` is the file system's (ENOENT, ENOSPC, ...) where it said one. */
@@ -44,8 +48,8 @@ class BlockWorker {
   readonly #pending = new Map<number, Pending>()
   #dead: Error | undefined
 
-  constructor (url: URL, onExit: () => void) {
-    this.#worker = new Worker(url)
+  constructor (url: URL, workerData: BlockFilesWorkerData, onExit: () => void) {
+    this.#worker = new Worker(url, { workerData })
     // idle workers do not keep the process alive
     this.#worker.unref()
     this.#worker.on('message', (reply: BlockFilesReply) => {
@@ -97,13 +101,19 @@ function workerUrl (): URL {
 
 export class BlockFiles {
   readonly #threads: number
+  readonly #workerData: BlockFilesWorkerData
   readonly #url: URL
   #workers: BlockWorker[] = []
   #nextId = 1
   #stopped = false
 
-  constructor (options: { threads?: number } = {}) {
+  /**
+   * `directWrites` (default on): stored blocks whose length is a multiple of 4 KiB are written
+   * with O_DIRECT, past the page cache, where the file system allows it (see the worker).
+   */
+  constructor (options: { threads?: number, directWrites?: boolean } = {}) {
     this.#threads = Math.max(1, options.threads ?? 2)
+    this.#workerData = { directWrites: options.directWrites ?? true }
     this.#url = workerUrl()
   }
 
@@ -126,7 +136,7 @@ export class BlockFiles {
     let best = this.#workers[0]
     for (const w of this.#workers) if (w.load < best!.load) best = w
     if (best === undefined || (best.load > 0 && this.#workers.length < this.#threads)) {
-      const w: BlockWorker = new BlockWorker(this.#url, () => { this.#workers = this.#workers.filter(x => x !== w) })
+      const w: BlockWorker = new BlockWorker(this.#url, this.#workerData, () => { this.#workers = this.#workers.filter(x => x !== w) })
       this.#workers.push(w)
       return w
     }
@@ -167,7 +177,7 @@ export class BlockFiles {
    * it is moved to the worker and back, so `bytes` is empty meanwhile, and the result's `bytes`
    * views the returned buffer, also when the store failed ({@link BlockFilesError.bytes}).
    */
-  async store (req: { dir: string, path: string, tmp: string, sha256: Uint8Array, bytes: Uint8Array }): Promise<{ outcome: StoreOutcome, bytes: Uint8Array }> {
+  async store (req: { dir: string, path: string, tmp: string, sha256: Uint8Array, bytes: Uint8Array }): Promise<{ outcome: StoreOutcome, written?: WriteMode, bytes: Uint8Array }> {
     const { bytes } = req
     if (!(bytes.buffer instanceof ArrayBuffer)) throw new TypeError('BlockFiles.store needs bytes backed by an ArrayBuffer')
     const buffer = bytes.buffer
@@ -175,6 +185,6 @@ export class BlockFiles {
     if (!reply.ok) {
       throw new BlockFilesError(reply.code, `storing ${req.path} failed: ${reply.message}`, reply.buffer !== undefined ? new Uint8Array(reply.buffer, reply.offset, reply.length) : undefined)
     }
-    return { outcome: reply.outcome ?? 'stored', bytes: new Uint8Array(reply.buffer, reply.offset, reply.length) }
+    return { outcome: reply.outcome ?? 'stored', ...(reply.written !== undefined ? { written: reply.written } : {}), bytes: new Uint8Array(reply.buffer, reply.offset, reply.length) }
   }
 }

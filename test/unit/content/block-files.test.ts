@@ -3,9 +3,12 @@ import { createHash, randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync, readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { execFileSync } from 'node:child_process'
 import { BlockFiles, BlockFilesError } from '../../../daemon/content/block-files.js'
 
 const sha256 = (b: Uint8Array): Uint8Array => new Uint8Array(createHash('sha256').update(b).digest())
+/** bytes of `path` held in the page cache (util-linux fincore) */
+const cachedBytes = (path: string): number => Number(execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', path], { encoding: 'utf8' }).trim())
 
 describe('BlockFiles (block reads and checked writes on worker threads)', () => {
   let dir: string
@@ -105,5 +108,37 @@ describe('BlockFiles (block reads and checked writes on worker threads)', () => 
     await expect(files.read(join(dir, 'f'), { signal: ac.signal })).rejects.toThrow('user gave up')
     await files.stop()
     await expect(files.read(join(dir, 'f'))).rejects.toMatchObject({ code: 'ERR_BLOCK_FILES_STOPPED' })
+  })
+
+  it('writes 4 KiB-multiple blocks past the page cache (O_DIRECT), others and opted-out ones through it', async () => {
+    const mib = new Uint8Array(randomBytes(1024 * 1024))
+    const expected = Buffer.from(mib)
+    const direct = await files.store(request('direct.data', mib))
+    expect(direct).toMatchObject({ outcome: 'stored', written: 'direct' })
+    // nothing of it was copied into the page cache (a buffered write leaves all of it there)
+    expect(cachedBytes(join(dir, 'AB', 'direct.data'))).toBe(0)
+    expect(Buffer.compare(readFileSync(join(dir, 'AB', 'direct.data')), expected)).toBe(0)
+    expect(Buffer.compare(direct.bytes, expected)).toBe(0)
+    // a block larger than the worker's aligned buffer so far
+    const big = new Uint8Array(randomBytes(3 * 1024 * 1024))
+    const bigCopy = Buffer.from(big)
+    expect((await files.store(request('big.data', big))).written).toBe('direct')
+    expect(Buffer.compare(readFileSync(join(dir, 'AB', 'big.data')), bigCopy)).toBe(0)
+
+    // a length O_DIRECT cannot write goes through the page cache
+    const odd = new Uint8Array(randomBytes(1024 * 1024 - 100))
+    const oddCopy = Buffer.from(odd)
+    expect((await files.store(request('odd.data', odd))).written).toBe('buffered')
+    expect(Buffer.compare(readFileSync(join(dir, 'AB', 'odd.data')), oddCopy)).toBe(0)
+
+    const buffered = new BlockFiles({ threads: 1, directWrites: false })
+    await buffered.start()
+    try {
+      const result = await buffered.store(request('buffered.data', new Uint8Array(expected)))
+      expect(result).toMatchObject({ outcome: 'stored', written: 'buffered' })
+      expect(cachedBytes(join(dir, 'AB', 'buffered.data'))).toBe(expected.length)
+    } finally {
+      await buffered.stop()
+    }
   })
 })
