@@ -30,6 +30,7 @@ export class BitflowMetrics {
 
   // content layer (daemon/content)
   readonly contentTransferBytes = new Counter({ name: 'bitflow_content_transfer_bytes_total', help: 'verified block bytes moved, by source (blocks protocol, bitswap) and direction', labelNames: ['source', 'direction'] as const, registers: [this.registry] })
+  readonly contentSendBuffers = new Counter({ name: 'bitflow_content_send_buffers_total', help: 'buffers the block protocol read raw leaves into to serve them: reused once the connection encrypter had read them, or new', labelNames: ['kind'] as const, registers: [this.registry] })
   readonly contentFetches = new Counter({ name: 'bitflow_content_fetches_total', help: 'DAG fetches by the source that completed them and outcome', labelNames: ['source', 'outcome'] as const, registers: [this.registry] })
   readonly contentFetchDuration = new Histogram({ name: 'bitflow_content_fetch_duration_seconds', help: 'time to fetch a DAG from the network', buckets: [0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120], registers: [this.registry] })
   readonly contentBlocksRejected = new Counter({ name: 'bitflow_content_blocks_rejected_total', help: 'blocks from peers refused before storage, by reason', labelNames: ['reason'] as const, registers: [this.registry] })

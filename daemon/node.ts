@@ -12,6 +12,7 @@ import type { Identity } from './identity.js'
 import type { Logger } from './logger.js'
 import { BitflowMetrics, MetricsServer } from './metrics.js'
 import { createBitflowLibp2p, type BitflowLibp2p } from './network/libp2p.js'
+import { PlaintextLeases } from './network/plaintext-leases.js'
 import { GossipRouter } from './network/gossip.js'
 import { RpcRegistry } from './rpc/registry.js'
 import { RpcServer } from './rpc/server.js'
@@ -79,6 +80,7 @@ export class BitflowDaemon {
   #services: DaemonService[] = []
   #started: DaemonService[] = []
   readonly #controller = new AbortController()
+  readonly #plaintextLeases = new PlaintextLeases()
   #stopping: Promise<void> | undefined
   #rpcMethods: string[] = []
 
@@ -129,7 +131,8 @@ export class BitflowDaemon {
       datastore: new MemoryDatastore(),
       ...(o.metrics.enabled ? { metricsRegistry: this.metrics.registry } : {}),
       providerRecordTtlMs: this.preset.params.providerRecordTtlMs,
-      scoredTopics: (['liveness', 'committee', 'execution', 'probe'] as const).map(k => gossipTopic(o.network, k))
+      scoredTopics: (['liveness', 'committee', 'execution', 'probe'] as const).map(k => gossipTopic(o.network, k)),
+      plaintextLeases: this.#plaintextLeases
     })
 
     const registry = new RpcRegistry({ title: 'BitFlow daemon JSON-RPC', version: softwareVersion(), description: 'bitflowd JSON-RPC 2.0 over HTTP POST and WebSocket' })
@@ -188,6 +191,7 @@ export class BitflowDaemon {
         dataDir: this.dataDir,
         identity: this.identity,
         libp2p: this.libp2p,
+        plaintextLeases: this.#plaintextLeases,
         datastore,
         gossip: this.#gossip!,
         metrics: this.metrics,

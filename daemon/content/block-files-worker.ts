@@ -35,12 +35,15 @@ function alignedCopy (bytes: Uint8Array): Uint8Array {
   return copy
 }
 
-/** The whole file in a buffer of its own (transferable), read with as few calls as it takes. */
-function readWhole (path: string): Uint8Array {
+/**
+ * The whole file in a buffer of its own (transferable): `into` if the file fits, else a new one;
+ * read with as few calls as it takes.
+ */
+function readWhole (path: string, into: ArrayBuffer | undefined): Uint8Array {
   const fd = openSync(path, 'r')
   try {
     const size = fstatSync(fd).size
-    const out = new Uint8Array(size)
+    const out = into !== undefined && size <= into.byteLength ? new Uint8Array(into, 0, size) : new Uint8Array(size)
     let n = 0
     while (n < size) {
       const got = readSync(fd, out, n, size - n, n)
@@ -113,8 +116,9 @@ function writeAtomic (dir: string, path: string, tmp: string, bytes: Uint8Array)
 
 function handle (req: BlockFilesRequest): { reply: BlockFilesReply, transfer: ArrayBuffer[] } {
   if (req.op === 'read') {
-    const bytes = readWhole(req.path)
-    return { reply: { id: req.id, ok: true, buffer: bytes.buffer as ArrayBuffer, offset: 0, length: bytes.length }, transfer: [bytes.buffer as ArrayBuffer] }
+    const bytes = readWhole(req.path, req.into)
+    const reused = req.into !== undefined && bytes.buffer === req.into
+    return { reply: { id: req.id, ok: true, reused, buffer: bytes.buffer as ArrayBuffer, offset: 0, length: bytes.length }, transfer: [bytes.buffer as ArrayBuffer] }
   }
   const bytes = new Uint8Array(req.buffer, req.offset, req.length)
   const back = { buffer: req.buffer, offset: req.offset, length: req.length }

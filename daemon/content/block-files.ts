@@ -18,11 +18,11 @@ export type WriteMode = 'direct' | 'buffered'
 export interface BlockFilesWorkerData { directWrites: boolean }
 
 export type BlockFilesRequest =
-  | { op: 'read', id: number, path: string }
+  | { op: 'read', id: number, path: string, into?: ArrayBuffer }
   | { op: 'store', id: number, dir: string, path: string, tmp: string, sha256: Uint8Array, buffer: ArrayBuffer, offset: number, length: number }
 
 export type BlockFilesReply =
-  | { id: number, ok: true, outcome?: StoreOutcome, written?: WriteMode, buffer: ArrayBuffer, offset: number, length: number }
+  | { id: number, ok: true, outcome?: StoreOutcome, written?: WriteMode, reused?: boolean, buffer: ArrayBuffer, offset: number, length: number }
   | { id: number, ok: false, code: string, message: string, buffer?: ArrayBuffer, offset?: number, length?: number }
 
 /** A block-file operation failed; `code` is the file system's (ENOENT, ENOSPC, ...) where it said one. */
@@ -164,9 +164,22 @@ export class BlockFiles {
 
   /** The whole file at `path`, in a buffer of its own. */
   async read (path: string, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
-    const reply = await this.#call({ op: 'read', id: this.#nextId++, path }, [], options.signal)
+    return (await this.#read(path, undefined, options.signal)).bytes
+  }
+
+  /**
+   * The whole file at `path` in `into` if it fits (`reused`), otherwise in a new buffer. `into` is
+   * moved to the worker (empty meanwhile) and comes back as the result's buffer when reused; it
+   * is not handed back when the read fails.
+   */
+  async readInto (path: string, into: ArrayBuffer, options: { signal?: AbortSignal } = {}): Promise<{ bytes: Uint8Array, reused: boolean }> {
+    return await this.#read(path, into, options.signal)
+  }
+
+  async #read (path: string, into: ArrayBuffer | undefined, signal: AbortSignal | undefined): Promise<{ bytes: Uint8Array, reused: boolean }> {
+    const reply = await this.#call({ op: 'read', id: this.#nextId++, path, ...(into !== undefined ? { into } : {}) }, into !== undefined ? [into] : [], signal)
     if (!reply.ok) throw new BlockFilesError(reply.code, reply.message)
-    return new Uint8Array(reply.buffer, reply.offset, reply.length)
+    return { bytes: new Uint8Array(reply.buffer, reply.offset, reply.length), reused: reply.reused === true }
   }
 
   /**

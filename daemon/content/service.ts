@@ -88,7 +88,7 @@ export class ContentService implements DaemonService {
     this.#ctx = ctx
     this.#log = ctx.log
     this.store = new ContentStore({ libp2p: ctx.libp2p, datastore: ctx.datastore, blocksDir: ctx.dataDir.sub('blocks'), log: ctx.log })
-    this.transfer = new BlockTransfer({ libp2p: ctx.libp2p, store: this.store, protocol: blocksProtocol(ctx.options.network), metrics: ctx.metrics, log: ctx.log })
+    this.transfer = new BlockTransfer({ libp2p: ctx.libp2p, plaintextLeases: ctx.plaintextLeases, store: this.store, protocol: blocksProtocol(ctx.options.network), metrics: ctx.metrics, log: ctx.log })
     this.records = installRegistryRecords(ctx)
     this.registry = new TaskpackRegistry({
       libp2p: ctx.libp2p,

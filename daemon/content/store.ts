@@ -200,14 +200,28 @@ export class ContentStore {
    * blockstore's streaming read.
    */
   async readBlock (cid: CID, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+    return (await this.#readBlock(cid, undefined, options.signal)).bytes
+  }
+
+  /**
+   * {@link readBlock} into `into` if the block fits (`reused`: the result views `into`'s memory,
+   * moved back from the worker); `into` is moved away and not handed back otherwise.
+   */
+  async readBlockInto (cid: CID, into: ArrayBuffer, options: { signal?: AbortSignal } = {}): Promise<{ bytes: Uint8Array, reused: boolean }> {
+    return await this.#readBlock(cid, into, options.signal)
+  }
+
+  async #readBlock (cid: CID, into: ArrayBuffer | undefined, signal: AbortSignal | undefined): Promise<{ bytes: Uint8Array, reused: boolean }> {
+    const options = signal !== undefined ? { signal } : {}
     const sharding = this.#sharding()
     if (sharding !== undefined) {
       const { dir, file } = sharding.encode(cid)
+      const path = join(this.blocksDir, dir, file)
       try {
-        return await this.#files.read(join(this.blocksDir, dir, file), options)
-      } catch { options.signal?.throwIfAborted() /* otherwise fall back */ }
+        return into !== undefined ? await this.#files.readInto(path, into, options) : { bytes: await this.#files.read(path, options), reused: false }
+      } catch { signal?.throwIfAborted() /* otherwise fall back */ }
     }
-    return await this.getLocal(cid, options)
+    return { bytes: await this.getLocal(cid, options), reused: false }
   }
 
   /**

@@ -4,6 +4,7 @@ import type { CID } from 'multiformats/cid'
 import type { BitflowLibp2p } from '../network/libp2p.js'
 import { waitForWriteRoom } from '../network/backpressure.js'
 import { YoungGarbagePacer } from '../gc.js'
+import type { PlaintextLeases } from '../network/plaintext-leases.js'
 import type { BitflowMetrics } from '../metrics.js'
 import type { Logger } from '../logger.js'
 import type { ContentStore } from './store.js'
@@ -98,6 +99,9 @@ const MAX_PENDING_WRITES = 32
  */
 const READ_AHEAD = 3
 
+/** Read buffers a provider keeps for reuse between transfers. */
+const SEND_BUFFERS = 8
+
 /** Bytes a provider lets wait in a stream before it reads and sends the next block. */
 const MAX_QUEUED_BYTES = 2 * 1024 * 1024
 
@@ -116,6 +120,12 @@ class BlockPool {
     return (this.#free.pop() ?? new Uint8Array(BlockPool.SIZE)).subarray(0, n)
   }
 
+  /** a whole pool buffer, to be handed back with {@link give}; `reused` if it had been before */
+  takeWhole (): { buffer: ArrayBuffer, reused: boolean } {
+    const free = this.#free.pop()
+    return { buffer: (free ?? new Uint8Array(BlockPool.SIZE)).buffer as ArrayBuffer, reused: free !== undefined }
+  }
+
   give (buf: Uint8Array): void {
     if (buf.buffer.byteLength === BlockPool.SIZE && this.#free.length < this.#max) this.#free.push(new Uint8Array(buf.buffer, 0, BlockPool.SIZE))
   }
@@ -123,6 +133,8 @@ class BlockPool {
 
 export interface BlockTransferInit {
   libp2p: BitflowLibp2p
+  /** the connection encrypter's report of sent buffers it has read; without it none are reused */
+  plaintextLeases?: PlaintextLeases
   store: ContentStore
   protocol: string
   metrics: BitflowMetrics
@@ -132,6 +144,9 @@ export interface BlockTransferInit {
 export class BlockTransfer {
   readonly protocol: string
   readonly #libp2p: BitflowLibp2p
+  readonly #leases: PlaintextLeases | undefined
+  /** read buffers of the provider side, back here once the encrypter has read them */
+  readonly #sendBuffers = new BlockPool(SEND_BUFFERS)
   readonly #store: ContentStore
   readonly #metrics: BitflowMetrics
   readonly #log: Logger
@@ -144,6 +159,7 @@ export class BlockTransfer {
   constructor (init: BlockTransferInit) {
     this.protocol = init.protocol
     this.#libp2p = init.libp2p
+    this.#leases = init.plaintextLeases
     this.#store = init.store
     this.#metrics = init.metrics
     this.#log = init.log
@@ -190,15 +206,26 @@ export class BlockTransfer {
         break
       }
       if (request === undefined) { stream.abort(new Error('no request')); return }
-      // Every block is read into a buffer of its own, left to the garbage collector once the
-      // connection's encrypter has copied it; at most a few blocks wait in the stream.
+      // Blocks are read into pool buffers that come back once the connection's encrypter has
+      // read them (PlaintextLeases); at most a few blocks wait in the stream.
       const send = async (parts: Uint8Array[]): Promise<void> => {
         for (const p of parts) stream.send(p)
         await waitForWriteRoom(stream, MAX_QUEUED_BYTES, signal)
       }
+      const leases = this.#leases
+      const pooled = new WeakSet<ArrayBufferLike>()
       const sent = new Set<string>()
       const read = async (cid: CID): Promise<Uint8Array | undefined> => {
-        try { return await this.#store.readBlock(cid, { signal }) } catch { return undefined }
+        try {
+          // only raw leaves: the links decoded from other blocks view their bytes, which a reused
+          // buffer would overwrite
+          if (leases === undefined || cid.code !== CODEC_RAW) return await this.#store.readBlock(cid, { signal })
+          const into = this.#sendBuffers.takeWhole()
+          this.#metrics.contentSendBuffers.inc({ kind: into.reused ? 'reused' : 'new' })
+          const { bytes, reused } = await this.#store.readBlockInto(cid, into.buffer, { signal })
+          if (reused) pooled.add(bytes.buffer)
+          return bytes
+        } catch { return undefined }
       }
       for (const root of request) {
         // depth-first, reading a few blocks ahead of the one being sent
@@ -227,9 +254,13 @@ export class BlockTransfer {
           const links = blockLinks(cid, bytes)
           for (let i = links.length - 1; i >= 0; i--) order.push(links[i]!)
           ahead()
+          const size = bytes.length
+          // leased before it is sent: the encrypter may read it within send(); after that, the
+          // buffer may already be reading the next block
+          if (leases !== undefined && pooled.has(bytes.buffer)) leases.lease(bytes.buffer, size, () => { this.#sendBuffers.give(bytes) })
           await send(encodeBlock(cid, bytes))
-          sentBytes += bytes.length
-          this.#youngGc.add(bytes.length)
+          sentBytes += size
+          this.#youngGc.add(size)
         }
       }
       await send(encodeFrame(FRAME_DONE))

@@ -15,7 +15,8 @@ import type { Registry } from 'prom-client'
 import { createTopicScoreParams } from '@libp2p/gossipsub/score'
 import type { Identity } from '../identity.js'
 import { kadProtocol } from '../../protocols/names.js'
-import { noiseCrypto } from './noise-crypto.js'
+import { createNoiseCrypto } from './noise-crypto.js'
+import type { PlaintextLeases } from './plaintext-leases.js'
 import { yamuxOptions } from './muxer.js'
 
 export type NetworkServices = {
@@ -47,6 +48,8 @@ export interface Libp2pConfig {
   scoredTopics: string[]
   /** extra kad-dht record validators by key namespace (e.g. the taskpack registry's `bitflow-registry`) */
   dhtValidators?: Record<string, (key: Uint8Array, value: Uint8Array) => void | Promise<void>>
+  /** told when the encrypter has read the buffers a sender leased (bulk transfers reuse them) */
+  plaintextLeases?: PlaintextLeases
   /** extra kad-dht record selectors by key namespace */
   dhtSelectors?: Record<string, (key: Uint8Array, records: Uint8Array[]) => number | Promise<number>>
 }
@@ -71,7 +74,7 @@ export async function createBitflowLibp2p (config: Libp2pConfig): Promise<Bitflo
       announce: config.announce
     },
     transports: [tcp()],
-    connectionEncrypters: [noise({ crypto: noiseCrypto })],
+    connectionEncrypters: [noise({ crypto: createNoiseCrypto(config.plaintextLeases) })],
     streamMuxers: [yamux(yamuxOptions)],
     peerDiscovery,
     ...(config.datastore !== undefined ? { datastore: config.datastore } : {}),

@@ -6,6 +6,7 @@ import type { DataDir } from '../datadir.js'
 import type { Identity } from '../identity.js'
 import type { Logger } from '../logger.js'
 import type { BitflowMetrics } from '../metrics.js'
+import type { PlaintextLeases } from '../network/plaintext-leases.js'
 import type { BitflowLibp2p } from '../network/libp2p.js'
 import type { GossipRouter } from '../network/gossip.js'
 import type { RpcRegistry } from '../rpc/registry.js'
@@ -35,6 +36,8 @@ export interface ServiceContext {
   dataDir: DataDir
   identity: Identity
   libp2p: BitflowLibp2p
+  /** the libp2p encrypter reports here when it has read a leased send buffer */
+  plaintextLeases: PlaintextLeases
   datastore: Datastore
   gossip: GossipRouter
   metrics: BitflowMetrics

@@ -2,21 +2,24 @@ import { createHash } from 'node:crypto'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import type { Stream } from '@libp2p/interface'
 import { tcp } from '@libp2p/tcp'
-import { noise } from '@libp2p/noise'
+import { noise, type ICryptoInterface } from '@libp2p/noise'
 import { yamux, type YamuxMuxerInit } from '@libp2p/yamux'
 import { yamuxOptions } from '../../daemon/network/muxer.js'
 import { noiseCrypto } from '../../daemon/network/noise-crypto.js'
 
-/** Two libp2p nodes listening on loopback TCP with the daemon's encryption and muxer settings (plus `streamOptions` overrides). */
-export async function libp2pPair (streamOptions: YamuxMuxerInit['streamOptions'] = {}): Promise<[Libp2p, Libp2p]> {
+/**
+ * Two libp2p nodes listening on loopback TCP with the daemon's encryption and muxer settings (plus
+ * `streamOptions` overrides; `firstCrypto` replaces the first node's noise crypto).
+ */
+export async function libp2pPair (streamOptions: YamuxMuxerInit['streamOptions'] = {}, firstCrypto: ICryptoInterface = noiseCrypto): Promise<[Libp2p, Libp2p]> {
   const opts = { ...yamuxOptions, streamOptions: { ...yamuxOptions.streamOptions, ...streamOptions } }
-  const make = async (): Promise<Libp2p> => await createLibp2p({
+  const make = async (crypto: ICryptoInterface): Promise<Libp2p> => await createLibp2p({
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
-    connectionEncrypters: [noise({ crypto: noiseCrypto })],
+    connectionEncrypters: [noise({ crypto })],
     streamMuxers: [yamux(opts)]
   })
-  return [await make(), await make()]
+  return [await make(firstCrypto), await make(noiseCrypto)]
 }
 
 /** Everything `stream` delivers until it ends: byte count and SHA-256 (hex). Listens from now on; resume a paused stream after calling this. */

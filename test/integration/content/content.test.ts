@@ -46,7 +46,8 @@ async function taskpack (name: string, version: string, readme: string): Promise
 
 beforeAll(async () => {
   writeFileSync(genesisFile, JSON.stringify({ network: 'local', createdAt: '2026-01-01T00:00:00Z', committee: [], admittedNodes: [] }))
-  a = await spawnDaemon(join(dir, 'a'), daemonArgs())
+  // a serves most fetches: its metrics show how it buffered them
+  a = await spawnDaemon(join(dir, 'a'), daemonArgs().filter(x => x !== '--no-metrics').concat('--metrics-port', '0'))
   b = await spawnDaemon(join(dir, 'b'), daemonArgs(['--bootstrap', a.runtime.multiaddrs[0]!]))
   // c trusts b as a taskpack publisher
   const config = join(dir, 'c.yaml')
@@ -201,10 +202,22 @@ describe('tensors, pins and gc', () => {
     const file = join(dir, 't11.safetensors')
     writeFileSync(file, bytes)
     const put = await a.client.call<PutTensorResult>('bitflow_putTensor', [{ path: file }])
+    const sendBuffers = async (): Promise<{ reused: number, new: number }> => {
+      const text = await (await fetch(a.runtime.metricsUrl!)).text()
+      const count = (kind: string): number => Number(new RegExp(`^bitflow_content_send_buffers_total\\{kind="${kind}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0)
+      return { reused: count('reused'), new: count('new') }
+    }
+    const before = await sendBuffers()
     const out = join(dir, 't11-out.safetensors')
     const got = await c.client.call<GetTensorResult>('bitflow_getTensor', [put.uri, { providers: [a.runtime.peerId], out }])
     expect(got.source).toBe('blocks')
     expect(Buffer.compare(readFileSync(out), Buffer.from(bytes))).toBe(0)
+    // every leaf was read into a pool buffer, some into one an earlier leaf had used, which the
+    // encrypter had finished reading (or the bytes above would differ); how many depends on how
+    // much the connection had in flight (10 of 23 when measured)
+    const after = await sendBuffers()
+    expect(after.reused - before.reused + after.new - before.new).toBe(23)
+    expect(after.reused - before.reused).toBeGreaterThan(0)
   })
 
   it('fetches content over bitswap again after gc deleted it (patches/@helia+bitswap+4.0.19.patch)', async () => {

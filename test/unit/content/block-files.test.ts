@@ -75,6 +75,21 @@ describe('BlockFiles (block reads and checked writes on worker threads)', () => 
     expect(Buffer.from(await files.read(join(dir, 'tiny'))).toString()).toBe('x')
   })
 
+  it('reads a file into a given buffer when it fits, into a new one otherwise', async () => {
+    const data = randomBytes(700_000)
+    writeFileSync(join(dir, 'f'), data)
+    const into = new ArrayBuffer(1024 * 1024)
+    const got = await files.readInto(join(dir, 'f'), into)
+    expect(got.reused).toBe(true)
+    // moved to the worker and back: the caller's handle is empty, the result views the same memory
+    expect(into.byteLength).toBe(0)
+    expect(got.bytes.buffer.byteLength).toBe(1024 * 1024)
+    expect(Buffer.compare(got.bytes, data)).toBe(0)
+    const small = await files.readInto(join(dir, 'f'), new ArrayBuffer(1000))
+    expect(small.reused).toBe(false)
+    expect(Buffer.compare(small.bytes, data)).toBe(0)
+  })
+
   it('a failed read or write rejects with the file system code; a failed write returns the buffer', async () => {
     await expect(files.read(join(dir, 'missing'))).rejects.toMatchObject({ name: 'BlockFilesError', code: 'ENOENT' })
     // a file where the block's directory should be (root may write anywhere else)
