@@ -43,7 +43,7 @@ import { CID } from 'multiformats/cid'
 import {
   assignmentAddress, decodeAssignment, decodeExecution, decodeNode, decodeSlash, decodeTaskState, ed25519Instruction, executeSlash,
   executionAddress, nodeAddress, recordSlash, slashAddress, slashDigest, taskStateAddress, topUp, verificationPayment,
-  AssignmentKind, AssignmentStatus, NodeStatus, Sampling, SlashStatus, Verdict as ChainVerdict, SLASH_SIZE,
+  AssignmentKind, AssignmentStatus, NodeStatus, Sampling, SlashStatus, TaskFlag, Verdict as ChainVerdict, SLASH_SIZE,
   type AssignmentAccount, type NodeAccount, type SlashAccount
 } from '../../programs/client/index.js'
 import { associatedTokenAddress, createAssociatedTokenAccountIdempotent } from '../../programs/chain/spl.js'
@@ -762,6 +762,9 @@ export class DisputeResolver {
           const e = decodeExecution(info.data)
           const entry = e.tasks.find(x => hex(x.taskId) === hex(taskKey(t.taskId)))
           if (entry === undefined) continue
+          // cancelled (maybe by a cancel that landed after this daemon's view of the task) or paid:
+          // no attempt will need it, and tokens put into the escrow now stay there until it closes
+          if ((entry.flags & (TaskFlag.Cancelled | TaskFlag.Paid)) !== 0) { this.#topUps.set(key, -1); continue }
           const needed = verification ? verificationPayment(config.params, entry.price) : entry.price
           const free = e.balance > e.reservedAmount ? e.balance - e.reservedAmount : 0n
           if (free >= needed) continue // covered for now (checked again while the task waits)
